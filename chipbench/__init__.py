@@ -1,0 +1,1 @@
+"""Logic of the chip benchmarking workflow; the Snakemake rules call into it."""
