@@ -1,0 +1,571 @@
+"""CIFAR-10 (python version): fetch, verify, extract and load the pickled batches.
+
+Every failure a user can cause or fix (missing file, bad URL, network down, corrupt
+archive, wrong md5) raises :class:`chipbench.errors.UserError` with a one-line message
+naming the problem and the fix.  Files are always written to a temporary name next to
+their destination and renamed into place, so an interrupted or failed step never leaves
+a partial file behind.
+
+The batches are Python-2 era pickles: a dict whose keys load as ``b'data'``,
+``b'labels'`` with ``encoding='bytes'`` or as ``'data'``, ``'labels'`` with
+``encoding='latin1'``; ``data`` is a uint8 array of N rows of 3072 values (R plane,
+G plane, B plane, each 32x32 row-major).  :func:`load_batch` accepts both key styles and
+unpickles with a restricted unpickler that only resolves the numpy names an array needs,
+so a tampered file cannot run code.
+
+:func:`write_tiny_archive` builds a small, deterministic archive in the same format for
+the tests and for the CI configuration.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import hashlib
+import http.client
+import io
+import os
+import pickle
+import re
+import shutil
+import struct
+import tarfile
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from chipbench.errors import UserError
+
+ARCHIVE_DIR = "cifar-10-batches-py"
+"""Folder inside the archive that holds the batches."""
+
+LABEL_NAMES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+
+_CHUNK = 1 << 20
+_FIX_SOURCE = "set dataset.url in config.yaml to an existing file, a file:// URL or an http(s) URL"
+
+
+def _one_line(obj: object) -> str:
+    """``str(obj)`` with all whitespace runs (newlines included) collapsed to one space."""
+    return " ".join(str(obj).split()) or type(obj).__name__
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _temp_path(dest: Path) -> Path:
+    """Create an empty temporary file next to ``dest`` and return its path."""
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.close(fd)
+    return Path(name)
+
+
+# --------------------------------------------------------------------------- fetch
+
+
+def fetch(source: str, dest: Path, *, timeout: float = 60.0) -> None:
+    """Copy or download ``source`` to ``dest`` atomically.
+
+    ``source`` is an ``http://``/``https://`` URL, a ``file://`` URL or a local path.
+    The bytes go to a temporary file in ``dest``'s folder which is renamed to ``dest``
+    only when complete; on any failure the temporary file is removed and ``dest`` is
+    left as it was.
+    """
+    dest = Path(dest)
+    source = str(source)
+    parts = urllib.parse.urlsplit(source)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        local = None
+    elif scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise UserError(
+                f"file URL {source} names host {parts.netloc!r}: use file:///absolute/path "
+                f"(no host) or a plain path in dataset.url"
+            )
+        local = Path(urllib.request.url2pathname(parts.path))
+    elif scheme == "" or len(scheme) == 1:  # a plain path (len 1: a Windows drive letter)
+        local = Path(source)
+    else:
+        raise UserError(f"dataset source {source} has unsupported scheme {parts.scheme!r}: {_FIX_SOURCE}")
+
+    if local is not None:
+        if not local.exists():
+            raise UserError(f"dataset archive {local} does not exist: {_FIX_SOURCE}")
+        if not local.is_file():
+            raise UserError(f"dataset archive {local} is not a regular file: {_FIX_SOURCE}")
+
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create folder {dest.parent} ({_one_line(err)}): check the path and its permissions") from None
+
+    tmp = _temp_path_or_error(dest)
+    try:
+        if local is not None:
+            _copy_local(local, tmp)
+        else:
+            _download(source, tmp, timeout)
+        os.replace(tmp, dest)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _temp_path_or_error(dest: Path) -> Path:
+    try:
+        return _temp_path(dest)
+    except OSError as err:
+        raise UserError(f"cannot write to folder {dest.parent} ({_one_line(err)}): check its permissions and free space") from None
+
+
+def _copy_local(src: Path, tmp: Path) -> None:
+    try:
+        fin = open(src, "rb")
+    except OSError as err:
+        raise UserError(f"cannot read dataset archive {src} ({_one_line(err)}): check its permissions or {_FIX_SOURCE}") from None
+    with fin, open(tmp, "wb") as fout:
+        while True:
+            try:
+                block = fin.read(_CHUNK)
+            except OSError as err:
+                raise UserError(f"cannot read dataset archive {src} ({_one_line(err)}): check the file or {_FIX_SOURCE}") from None
+            if not block:
+                break
+            fout.write(block)
+
+
+def _download(url: str, tmp: Path, timeout: float) -> None:
+    fix = ("check the network connection and the URL, or download the archive yourself "
+           "and set dataset.url in config.yaml to its local path")
+    received = 0
+    expected: int | None = None
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as fout:
+            length = response.headers.get("Content-Length") if response.headers else None
+            if length is not None and length.strip().isdigit():
+                expected = int(length)
+            while True:
+                block = response.read(_CHUNK)
+                if not block:
+                    break
+                fout.write(block)
+                received += len(block)
+    except urllib.error.HTTPError as err:
+        raise UserError(f"could not download {url}: HTTP {err.code} {_one_line(err.reason)}: {fix}") from None
+    except urllib.error.URLError as err:
+        raise UserError(f"could not download {url}: {_one_line(err.reason)}: {fix}") from None
+    except (OSError, http.client.HTTPException, ValueError) as err:
+        raise UserError(f"could not download {url}: {_one_line(err)}: {fix}") from None
+    if expected is not None and received != expected:
+        raise UserError(f"could not download {url}: connection closed after {received} of {expected} bytes: {fix}")
+
+
+# --------------------------------------------------------------------------- md5
+
+
+def md5sum(path: Path) -> str:
+    """Hex md5 digest of a file, read in 1 MiB blocks."""
+    path = Path(path)
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        with open(path, "rb") as fin:
+            for block in iter(lambda: fin.read(_CHUNK), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise UserError(f"dataset archive {path} does not exist: {_FIX_SOURCE}") from None
+    except OSError as err:
+        raise UserError(f"cannot read dataset archive {path} ({_one_line(err)}): check the file and its permissions") from None
+    return digest.hexdigest()
+
+
+def verify_md5(path: Path, expected: str) -> None:
+    """Raise :class:`UserError` unless the md5 of ``path`` is ``expected`` (hex, any case)."""
+    path = Path(path)
+    want = str(expected).strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{32}", want):
+        raise UserError(
+            f"dataset.md5 {expected!r} is not an md5 digest (32 hexadecimal characters): fix dataset.md5 in config.yaml"
+        )
+    got = md5sum(path)
+    if got != want:
+        raise UserError(
+            f"dataset archive {path} has md5 {got} but config says {want}: the download is corrupt "
+            f"or dataset.md5 is wrong; delete {path} and rerun, or fix dataset.md5"
+        )
+
+
+# --------------------------------------------------------------------------- extract
+
+
+def extract(archive: Path, out_dir: Path, members=("test_batch", "data_batch_1")) -> dict[str, Path]:
+    """Extract ``cifar-10-batches-py/<member>`` for each member to ``out_dir/<member>``.
+
+    Only regular-file entries with exactly those names are read; every other entry is
+    skipped, so nothing can be written outside ``out_dir``.  The whole archive is read to
+    its end (gzip CRC and length included) before anything is renamed into place: a
+    truncated or corrupt archive, or a missing member, raises :class:`UserError` and
+    leaves no new file in ``out_dir``.  Returns ``{member: path}``.
+    """
+    archive = Path(archive)
+    out_dir = Path(out_dir)
+    members = tuple(members)
+    for member in members:
+        if (not isinstance(member, str) or member in ("", ".", "..")
+                or "/" in member or "\\" in member or "\0" in member):
+            raise ValueError(f"member name {member!r} must be a plain file name")
+    if len(set(members)) != len(members):
+        raise ValueError(f"duplicate member names in {members!r}")
+    wanted = {f"{ARCHIVE_DIR}/{m}": m for m in members}
+    fix_corrupt = f"delete {archive} and rerun to fetch it again"
+
+    if not archive.is_file():
+        raise UserError(f"dataset archive {archive} does not exist: {_FIX_SOURCE}")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create folder {out_dir} ({_one_line(err)}): check the path and its permissions") from None
+
+    temps: dict[str, Path] = {}
+    try:
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                for info in tar:
+                    name = info.name
+                    while name.startswith("./"):
+                        name = name[2:]
+                    member = wanted.get(name)
+                    if member is None:
+                        continue
+                    if not info.isreg():
+                        raise UserError(
+                            f"dataset archive {archive}: entry {info.name} is not a regular file "
+                            f"(link or folder): the archive is not the CIFAR-10 python version; {fix_corrupt}"
+                        )
+                    src = tar.extractfile(info)
+                    if member not in temps:  # a repeated entry overwrites, as tar does
+                        temps[member] = _temp_path(out_dir / member)
+                    with src, open(temps[member], "wb") as fout:
+                        shutil.copyfileobj(src, fout, _CHUNK)
+                # Read to the end of the gzip stream so its CRC and length are checked.
+                while tar.fileobj.read(_CHUNK):
+                    pass
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+            raise UserError(
+                f"dataset archive {archive} is truncated or corrupt ({_one_line(err)}): {fix_corrupt}"
+            ) from None
+        except OSError as err:
+            if isinstance(err.__cause__ or err.__context__, (EOFError, zlib.error)):
+                raise UserError(
+                    f"dataset archive {archive} is truncated or corrupt ({_one_line(err)}): {fix_corrupt}"
+                ) from None
+            raise UserError(f"cannot extract {archive} to {out_dir} ({_one_line(err)}): check free space and permissions") from None
+
+        missing = [m for m in members if m not in temps]
+        if missing:
+            names = ", ".join(f"{ARCHIVE_DIR}/{m}" for m in missing)
+            raise UserError(
+                f"dataset archive {archive} has no {names}: it is not the CIFAR-10 python version; "
+                f"set dataset.url to cifar-10-python.tar.gz and delete {archive}"
+            )
+        result = {}
+        for member in members:
+            final = out_dir / member
+            os.replace(temps.pop(member), final)
+            result[member] = final
+        return result
+    finally:
+        for tmp in temps.values():
+            _remove(tmp)
+
+
+# --------------------------------------------------------------------------- load
+
+
+def _numpy_globals() -> dict[tuple[str, str], object]:
+    arr = np.zeros(1, np.uint8)
+    reconstruct = arr.__reduce__()[0]
+    frombuffer = arr.__reduce_ex__(5)[0]
+    scalar = np.int64(0).__reduce__()[0]
+    allowed: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,  # protocol-2 pickles of bytes written by Python 3
+    }
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(module, "_reconstruct")] = reconstruct
+        allowed[(module, "scalar")] = scalar
+    for module in ("numpy.core.numeric", "numpy._core.numeric"):
+        allowed[(module, "_frombuffer")] = frombuffer
+    return allowed
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Resolves only the few names a pickled numpy array needs."""
+
+    _allowed = _numpy_globals()
+
+    def find_class(self, module, name):
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}") from None
+
+
+def load_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Load a CIFAR-10 python batch: ``(images uint8 (N,3,32,32), labels int64 (N,))``.
+
+    Keys may be bytes (``b'data'``, as with ``encoding='bytes'``) or str (as with
+    ``encoding='latin1'``).  Row ``k`` of ``data`` holds the R plane, then G, then B, each
+    32x32 row-major, so ``images[k, c, y, x] = data[k, c*1024 + y*32 + x]``.
+    """
+    path = Path(path)
+    fix = f"delete {path} and the archive it came from and rerun, or set dataset.url to the CIFAR-10 python version"
+
+    def bad(detail: str) -> UserError:
+        return UserError(f"{path} is not a CIFAR-10 python batch ({_one_line(detail)}): {fix}")
+
+    try:
+        with open(path, "rb") as fin:
+            obj = _BatchUnpickler(fin, encoding="bytes").load()
+    except FileNotFoundError:
+        raise UserError(f"CIFAR-10 batch {path} does not exist: rerun the workflow so it extracts it again") from None
+    except OSError as err:
+        raise UserError(f"cannot read CIFAR-10 batch {path} ({_one_line(err)}): check the file and its permissions") from None
+    except Exception as err:  # unpickling raises many types on bad input
+        raise bad(f"unpickling failed: {err}") from None
+
+    if not isinstance(obj, dict):
+        raise bad(f"top level is {type(obj).__name__}, not dict")
+    content = {}
+    for key, value in obj.items():
+        if isinstance(key, bytes):
+            key = key.decode("latin1")
+        content[key] = value
+    for key in ("data", "labels"):
+        if key not in content:
+            raise bad(f"no {key!r} entry")
+
+    data = content["data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        desc = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise bad(f"'data' is {desc}, expected uint8 array of shape (N, 3072)")
+    n = data.shape[0]
+    try:
+        labels = np.asarray(content["labels"])
+    except Exception as err:
+        raise bad(f"'labels' cannot be read as an array: {err}") from None
+    if labels.ndim != 1 or labels.shape[0] != n or not (labels.size == 0 or np.issubdtype(labels.dtype, np.integer)):
+        raise bad(f"'labels' has shape {labels.shape} and dtype {labels.dtype}, expected {n} integers")
+    labels = labels.astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise bad(f"'labels' range from {labels.min()} to {labels.max()}, expected 0..9")
+
+    images = data.reshape(n, 3, 32, 32)
+    if not images.flags.writeable or not images.flags.c_contiguous:
+        images = np.array(images, dtype=np.uint8, order="C", copy=True)
+    return images, labels
+
+
+# --------------------------------------------------------------------------- tiny archive
+
+
+class _Py2Pickler:
+    """Writes protocol-2 pickles as Python 2's cPickle wrote the real CIFAR-10 batches.
+
+    ``str`` values become Python-2 byte strings (``SHORT_BINSTRING``/``BINSTRING``), which
+    load as ``bytes`` with ``encoding='bytes'`` and as ``str`` with ``encoding='latin1'``;
+    a uint8 array is written the way numpy 1.x on Python 2 reduced it
+    (``numpy.core.multiarray._reconstruct`` with its raw buffer as a byte string).
+    Supports exactly the types the batches hold: dict, list, str, int, 2-D uint8 array.
+    """
+
+    def __init__(self) -> None:
+        self.out = io.BytesIO()
+
+    def dumps(self, obj) -> bytes:
+        self.out.write(b"\x80\x02")  # PROTO 2
+        self._save(obj)
+        self.out.write(b".")  # STOP
+        return self.out.getvalue()
+
+    def _w(self, data: bytes) -> None:
+        self.out.write(data)
+
+    def _str(self, raw: bytes) -> None:
+        if len(raw) < 256:
+            self._w(b"U" + bytes([len(raw)]) + raw)  # SHORT_BINSTRING
+        else:
+            self._w(b"T" + struct.pack("<i", len(raw)) + raw)  # BINSTRING
+
+    def _int(self, value: int) -> None:
+        if 0 <= value < 256:
+            self._w(b"K" + bytes([value]))  # BININT1
+        elif 0 <= value < 65536:
+            self._w(b"M" + struct.pack("<H", value))  # BININT2
+        else:
+            self._w(b"J" + struct.pack("<i", value))  # BININT
+
+    def _global(self, module: str, name: str) -> None:
+        self._w(b"c" + module.encode() + b"\n" + name.encode() + b"\n")  # GLOBAL
+
+    def _save(self, obj) -> None:
+        if isinstance(obj, bool) or obj is None:
+            raise TypeError(f"unsupported type {type(obj).__name__}")
+        if isinstance(obj, dict):
+            self._w(b"}")  # EMPTY_DICT
+            if obj:
+                self._w(b"(")  # MARK
+                for key, value in obj.items():
+                    self._save(key)
+                    self._save(value)
+                self._w(b"u")  # SETITEMS
+        elif isinstance(obj, list):
+            self._w(b"]")  # EMPTY_LIST
+            if obj:
+                self._w(b"(")
+                for item in obj:
+                    self._save(item)
+                self._w(b"e")  # APPENDS
+        elif isinstance(obj, str):
+            self._str(obj.encode("latin1"))
+        elif isinstance(obj, int):
+            self._int(obj)
+        elif isinstance(obj, np.ndarray) and obj.dtype == np.uint8 and obj.ndim == 2:
+            self._global("numpy.core.multiarray", "_reconstruct")
+            self._global("numpy", "ndarray")
+            self._int(0)
+            self._w(b"\x85")  # TUPLE1
+            self._str(b"b")
+            self._w(b"\x87R")  # TUPLE3, REDUCE
+            self._w(b"(")  # state: (1, shape, dtype, is_fortran, raw)
+            self._int(1)
+            self._int(obj.shape[0])
+            self._int(obj.shape[1])
+            self._w(b"\x86")  # TUPLE2
+            self._global("numpy", "dtype")
+            self._str(b"u1")
+            self._int(0)
+            self._int(1)
+            self._w(b"\x87R")  # dtype('u1', 0, 1)
+            self._w(b"(")  # dtype state (3, '|', None, None, None, -1, -1, 0)
+            self._int(3)
+            self._str(b"|")
+            self._w(b"NNN")
+            self._w(b"J" + struct.pack("<i", -1))
+            self._w(b"J" + struct.pack("<i", -1))
+            self._int(0)
+            self._w(b"tb")  # TUPLE, BUILD
+            self._w(b"\x89")  # NEWFALSE
+            self._str(np.ascontiguousarray(obj).tobytes())
+            self._w(b"tb")
+        else:
+            raise TypeError(f"unsupported type {type(obj).__name__}")
+
+
+def _tiny_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
+    """``n`` images with a soft coloured blob on a darker background; the blob's colour
+    (and size range) depends on the label, so a classifier can learn them.
+
+    Uses only uniform draws and + - * / so the pixels do not depend on the platform's
+    transcendental functions.
+    """
+    palette = np.array([
+        [230, 40, 40], [40, 200, 40], [50, 70, 230], [230, 220, 40], [220, 50, 220],
+        [40, 220, 220], [240, 140, 30], [140, 60, 200], [160, 160, 160], [120, 70, 20],
+    ], dtype=np.float64)
+    labels = rng.permutation(np.arange(n) % 10)
+    centre = rng.uniform(9.0, 23.0, size=(n, 2))
+    radius = 4.0 + 0.4 * labels + rng.uniform(0.0, 3.0, size=n)
+    background = rng.uniform(0.0, 90.0, size=(n, 3))
+    colour = palette[labels] + rng.uniform(-25.0, 25.0, size=(n, 3))
+    noise = rng.uniform(-12.0, 12.0, size=(n, 3, 32, 32))
+
+    grid = np.arange(32, dtype=np.float64)
+    dy = (grid[None, :] - centre[:, 0:1]) / radius[:, None]  # (n, 32)
+    dx = (grid[None, :] - centre[:, 1:2]) / radius[:, None]
+    d2 = dy[:, :, None] ** 2 + dx[:, None, :] ** 2  # (n, 32, 32)
+    blob = 1.0 / (1.0 + d2 * d2)  # smooth bump, 1 at the centre
+    img = (background[:, :, None, None] * (1.0 - blob[:, None])
+           + colour[:, :, None, None] * blob[:, None] + noise)
+    img = np.clip(np.floor(img + 0.5), 0, 255).astype(np.uint8)
+    return img, [int(v) for v in labels]
+
+
+def write_tiny_archive(path: Path, n_test: int, n_train: int, seed: int, key_encoding: str = "bytes") -> None:
+    """Write a small CIFAR-10-format ``cifar-10-python.tar.gz`` to ``path``.
+
+    It holds ``cifar-10-batches-py/test_batch`` (``n_test`` images),
+    ``data_batch_1`` (``n_train`` images) and ``batches.meta``.  ``key_encoding="bytes"``
+    writes Python-2 style pickles like the real archive (keys load as ``b'data'`` with
+    ``encoding='bytes'``); ``"str"`` (alias ``"latin1"``) writes Python-3 pickles with str
+    keys.  Same arguments give byte-identical files (fixed tar mtime/uid/gid/mode, gzip
+    mtime 0) for a given numpy/zlib.  Written atomically.
+    """
+    path = Path(path)
+    if key_encoding not in ("bytes", "str", "latin1"):
+        raise ValueError(f"key_encoding must be 'bytes' or 'str', not {key_encoding!r}")
+    if n_test < 0 or n_train < 0:
+        raise ValueError("image counts must be non-negative")
+    if seed < 0:
+        raise ValueError("seed must be non-negative")
+
+    def dump(obj: dict) -> bytes:
+        if key_encoding == "bytes":
+            return _Py2Pickler().dumps(obj)
+        return pickle.dumps(obj, protocol=4)
+
+    files = {}
+    for index, (name, n, label) in enumerate([
+        ("test_batch", n_test, "testing batch 1 of 1"),
+        ("data_batch_1", n_train, "training batch 1 of 5"),
+    ]):
+        images, labels = _tiny_images(n, np.random.default_rng([seed, index]))
+        files[name] = dump({
+            "batch_label": label,
+            "labels": labels,
+            "data": images.reshape(n, 3 * 32 * 32),
+            "filenames": [f"tiny_{name}_{k:05d}.png" for k in range(n)],
+        })
+    files["batches.meta"] = dump({
+        "num_cases_per_batch": max(n_test, n_train),
+        "label_names": list(LABEL_NAMES),
+        "num_vis": 3 * 32 * 32,
+    })
+
+    def info(name: str, size: int, is_dir: bool = False) -> tarfile.TarInfo:
+        entry = tarfile.TarInfo(name)
+        entry.size = size
+        entry.mtime = 1234567890
+        entry.uid = entry.gid = 0
+        entry.uname = entry.gname = ""
+        entry.mode = 0o755 if is_dir else 0o644
+        entry.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
+        return entry
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_path(path)
+    try:
+        with open(tmp, "wb") as raw:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
+                with tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                    tar.addfile(info(ARCHIVE_DIR, 0, is_dir=True))
+                    for name, payload in files.items():
+                        tar.addfile(info(f"{ARCHIVE_DIR}/{name}", len(payload)), io.BytesIO(payload))
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
