@@ -39,7 +39,6 @@ __all__ = [
     "resnet50",
     "sha256sum",
     "weights_info",
-    "weights_label",
 ]
 
 
@@ -446,17 +445,3 @@ def weights_info(checkpoint: Path | str | None, seed: int) -> dict:
             f"checkpoint {path} does not exist: fix the path or set the model's checkpoint: null"
         )
     return {"source": "checkpoint", "path": str(path), "sha256": sha256sum(path)}
-
-
-def weights_label(info: Mapping) -> str:
-    """Short text for tables.
-
-    ``checkpoint simclr.pth sha256 1a2b3c4d``, ``random weights (seed 0)`` or, for a
-    bring-your-own model, ``onnx resnet20.onnx sha256 1a2b3c4d``.
-    """
-    source = info.get("source")
-    if source == "random":
-        return f"random weights (seed {info['seed']})"
-    if source in ("checkpoint", "onnx"):
-        return f"{source} {Path(info['path']).name} sha256 {info['sha256'][:8]}"
-    raise ValueError(f"unknown weights source {source!r} in {dict(info)!r}")

@@ -590,14 +590,13 @@ def test_checkpoint_without_state_dict(tmp_path, obj):
 
 
 # --------------------------------------------------------------------------------------------
-# weights_info / weights_label
+# weights_info
 # --------------------------------------------------------------------------------------------
 
 
 def test_weights_info_random():
     info = models.weights_info(None, seed=3)
     assert info == {"source": "random", "seed": 3}
-    assert models.weights_label(info) == "random weights (seed 3)"
 
 
 def test_weights_info_checkpoint(tmp_path):
@@ -606,17 +605,9 @@ def test_weights_info_checkpoint(tmp_path):
     digest = hashlib.sha256(b"some checkpoint bytes").hexdigest()
     info = models.weights_info(path, seed=3)
     assert info == {"source": "checkpoint", "path": str(path), "sha256": digest}
-    assert models.weights_label(info) == f"checkpoint checkpoint_0100.pth.tar sha256 {digest[:8]}"
     assert models.sha256sum(path) == digest
 
 
 def test_weights_info_missing_checkpoint(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         models.weights_info(tmp_path / "missing.pth", seed=0)
-
-
-def test_weights_label_onnx_and_unknown():
-    info = {"source": "onnx", "path": "/m/resnet20.onnx", "sha256": "0123456789abcdef"}
-    assert models.weights_label(info) == "onnx resnet20.onnx sha256 01234567"
-    with pytest.raises(ValueError):
-        models.weights_label({"source": "magic"})

@@ -1,0 +1,26 @@
+# Benchmark image-model inference across chips: CIFAR-10 -> preprocessing -> PyTorch ->
+# ONNX -> compile per chip x precision x batch size -> accuracy and throughput -> tables.
+# See README.md; the config keys are documented in schemas/config.schema.yaml.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# Defaults next to this file, so --directory elsewhere still merges --configfile over them.
+configfile: f"{workflow.basedir}/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/export.smk"
+include: "rules/compile.smk"
+include: "rules/infer.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        accuracy_results(),
+        perf_results(),
+        table_files(),
+    default_target: True

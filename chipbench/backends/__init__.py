@@ -1,0 +1,26 @@
+"""Backends by name. Each lives in `chipbench/backends/<name>.py` and exposes `BACKEND`."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from chipbench.backends.base import Availability, Backend, Runner
+from chipbench.errors import UserError
+
+__all__ = ["Availability", "Backend", "Runner", "get", "names"]
+
+
+def names() -> list[str]:
+    """Every backend module shipped in this package."""
+    return sorted(
+        m.name for m in pkgutil.iter_modules(__path__) if m.name not in ("base",)
+    )
+
+
+def get(name: str) -> Backend:
+    if name not in names():
+        raise UserError(
+            f"unknown backend {name!r}: use one of {', '.join(names())} in resources/chips.yaml"
+        )
+    return importlib.import_module(f"{__name__}.{name}").BACKEND

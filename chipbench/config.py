@@ -1,0 +1,273 @@
+"""Turns the validated config into the benchmark matrix, with checks the schema cannot make.
+
+Schema validation (types, ranges, known keys) happens in rules/common.smk through
+`snakemake.utils.validate`; this module adds what needs the presets or the file system, and
+answers every question the rules ask about the matrix.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from chipbench import backends
+from chipbench.backends import Availability
+from chipbench.errors import UserError
+
+REPO = Path(__file__).resolve().parent.parent
+RESOURCES = REPO / "resources"
+SCHEMA = REPO / "schemas" / "config.schema.yaml"
+
+
+def load_yaml(path: Path) -> dict:
+    with open(path) as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def merged(preset: dict, override: dict | None) -> dict:
+    """Preset keys, overridden key by key (one level deep for `settings`)."""
+    result = copy.deepcopy(preset)
+    for key, value in (override or {}).items():
+        if key == "settings" and isinstance(value, dict):
+            result.setdefault("settings", {}).update(value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def one_of(names) -> str:
+    return ", ".join(sorted(names))
+
+
+def coerce_cli_strings(value, schema: dict):
+    """Numbers and booleans typed on the command line, converted where the schema wants them.
+
+    Snakemake parses nested `--config` values with YAML's BaseLoader, so
+    `--config select='{batch_sizes: [4]}'` arrives as ["4"]. Only strings at keys the schema
+    types as integer, number or boolean are converted, so an all-digit md5 stays a string.
+    """
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {
+            key: coerce_cli_strings(
+                item, properties.get(key) or (extra if isinstance(extra, dict) else {})
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [coerce_cli_strings(item, schema.get("items", {})) for item in value]
+    if isinstance(value, str):
+        types = schema.get("type", [])
+        types = [types] if isinstance(types, str) else types
+        for kind, convert in (("integer", int), ("number", float)):
+            if kind in types:
+                try:
+                    return convert(value)
+                except ValueError:
+                    pass
+        if "boolean" in types and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if value == "null" and "null" in types:
+            return None
+    return value
+
+
+def key_description(schema: dict, path) -> str:
+    """Description of the config key at `path`: the deepest one the schema documents."""
+    description = schema.get("description", "")
+    node = schema
+    for part in path:
+        if isinstance(part, int):
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(part) or node.get("additionalProperties") or {}
+        if not isinstance(node, dict):
+            break
+        description = node.get("description", description)
+    return description
+
+
+def schema_error_line(error: Exception) -> str:
+    """One line out of a failed `snakemake.utils.validate`: where, what, and the key's doc."""
+    cause = error.__cause__ or error.__context__
+    if not hasattr(cause, "absolute_path"):
+        return str(error).splitlines()[0]
+    path = list(cause.absolute_path)
+    where = ".".join(map(str, path)) or "(top level)"
+    doc = key_description(load_yaml(SCHEMA), path).strip().rstrip(".")
+    hint = f" ({doc})" if doc else ""
+    return f"config {where}: {cause.message}{hint}; fix config.yaml or your --config/--configfile"
+
+
+@dataclass
+class Plan:
+    """The resolved matrix: models × chips × precisions × batch sizes."""
+
+    config: dict
+    models: dict[str, dict]
+    chips: dict[str, dict]
+    availability: dict[str, Availability] = field(default_factory=dict)
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        return {c: a.reason for c, a in self.availability.items() if not a.ok}
+
+    def chips_of(self, model: str) -> list[str]:
+        return list(self.models[model].get("chips") or self.chips)
+
+    def batch_sizes(self, model: str, chip: str) -> list[int]:
+        sizes = (
+            self.models[model].get("batch_sizes")
+            or self.chips[chip].get("batch_sizes")
+            or self.config["batch_sizes"]
+        )
+        return sorted(sizes)
+
+    def accuracy_batch_size(self, model: str, chip: str) -> int:
+        return self.chips[chip].get("accuracy_batch_size") or max(self.batch_sizes(model, chip))
+
+    def precisions(self, chip: str) -> list[str]:
+        return list(self.chips[chip]["precisions"])
+
+    def accuracy_cells(self, selected: bool = True) -> list[tuple[str, str, str]]:
+        """(model, chip, precision) of every accuracy result to compute."""
+        return [
+            (m, c, p)
+            for m in self.models
+            for c in self.chips_of(m)
+            for p in self.precisions(c)
+            if self.availability[c].ok and (not selected or self._selected(m, c, p))
+        ]
+
+    def perf_cells(self, selected: bool = True) -> list[tuple[str, str, str, int]]:
+        """(model, chip, precision, batch size) of every throughput result to compute."""
+        return [
+            (m, c, p, b)
+            for m, c, p in self.accuracy_cells(selected)
+            for b in self.batch_sizes(m, c)
+            if not selected or self._selected(m, c, p, b)
+        ]
+
+    def _selected(self, model, chip, precision, batch=None) -> bool:
+        select = self.config.get("select") or {}
+        return (
+            model in (select.get("models") or [model])
+            and chip in (select.get("chips") or [chip])
+            and precision in (select.get("precisions") or [precision])
+            and (batch is None or batch in (select.get("batch_sizes") or [batch]))
+        )
+
+
+def resolve(config: dict, base_dir: Path, check_availability: bool = True) -> Plan:
+    """Build the plan from a schema-validated config; raise UserError on what is inconsistent.
+
+    `base_dir` is the directory relative paths in the config are read from (the working
+    directory of the Snakemake run).
+    """
+    model_presets = load_yaml(RESOURCES / "models.yaml")
+    chip_presets = load_yaml(RESOURCES / "chips.yaml")
+    published = load_yaml(RESOURCES / "published.yaml")
+    test_images = config["dataset"]["test_images"]
+
+    chips = {}
+    for name, override in config["chips"].items():
+        if name not in chip_presets:
+            raise UserError(
+                f"unknown chip {name!r} in config.chips: use one of {one_of(chip_presets)} "
+                "or add a preset to resources/chips.yaml"
+            )
+        chip = merged(chip_presets[name], override)
+        backend = backends.get(chip["backend"])
+        unsupported = [p for p in chip["precisions"] if p not in backend.precisions]
+        if unsupported:
+            raise UserError(
+                f"chip {name!r} cannot run precision {', '.join(unsupported)}: "
+                f"its backend {backend.name} supports {one_of(backend.precisions)}; "
+                f"fix chips.{name}.precisions"
+            )
+        chips[name] = chip
+
+    models = {}
+    for name, override in config["models"].items():
+        model = merged(model_presets.get(name, {}), override)
+        if model.get("onnx"):
+            model["preprocess"] = model.get("preprocess", "normalize")
+            missing = [k for k in ("mean", "std", "metric") if k not in model]
+            if model["preprocess"] == "normalize" and missing:
+                raise UserError(
+                    f"model {name!r} brings its own ONNX but gives no {', '.join(missing)}: "
+                    f"add them under models.{name} in your config"
+                )
+            _require_file(base_dir, model["onnx"], f"models.{name}.onnx", "ONNX model")
+        elif name not in model_presets:
+            raise UserError(
+                f"unknown model {name!r}: use one of {one_of(model_presets)}, or give "
+                f"models.{name}.onnx (with mean, std and metric) to bring your own ONNX"
+            )
+        elif model.get("checkpoint"):
+            _require_file(
+                base_dir, model["checkpoint"], f"models.{name}.checkpoint", "checkpoint"
+            )
+        model.setdefault("title", name)
+        for chip in model.get("chips") or []:
+            if chip not in chips:
+                raise UserError(
+                    f"models.{name}.chips names {chip!r}, which is not in config.chips: "
+                    f"use one of {one_of(chips)}"
+                )
+        models[name] = model
+
+    plan = Plan(config=config, models=models, chips=chips)
+    for model in models:
+        for chip in plan.chips_of(model):
+            too_big = [b for b in plan.batch_sizes(model, chip) if b > test_images]
+            too_big += [
+                b for b in [plan.accuracy_batch_size(model, chip)] if b > test_images
+            ]
+            if too_big:
+                raise UserError(
+                    f"batch size {max(too_big)} for {model} on {chip} is larger than the "
+                    f"dataset ({test_images} test images): use batch sizes ≤ {test_images}"
+                )
+    pairs = config["metrics"]["pair_top1"]["pairs_per_batch"]
+    if any(m["metric"] == "pair_top1" for m in models.values()) and pairs > test_images:
+        raise UserError(
+            f"metrics.pair_top1.pairs_per_batch is {pairs} but the dataset has only "
+            f"{test_images} test images: use pairs_per_batch ≤ {test_images}"
+        )
+    known_ratio_chips = set(chip_presets) | {
+        chip for entry in published.values() for chip in entry.get("chips", {})
+    }
+    for pair in config["tables"]["ratios"]:
+        for chip in pair:
+            if chip not in known_ratio_chips:
+                raise UserError(
+                    f"tables.ratios names unknown chip {chip!r}: use one of "
+                    f"{one_of(known_ratio_chips)}"
+                )
+    select = config.get("select") or {}
+    for key, known in (("models", models), ("chips", chips)):
+        unknown = [x for x in select.get(key) or [] if x not in known]
+        if unknown:
+            raise UserError(
+                f"select.{key} names {', '.join(map(str, unknown))}, not in config.{key}: "
+                f"use one of {one_of(known)}"
+            )
+    for name, chip in chips.items():
+        plan.availability[name] = (
+            backends.get(chip["backend"]).availability(chip)
+            if check_availability
+            else Availability(True)
+        )
+    return plan
+
+
+def _require_file(base_dir: Path, path: str, key: str, what: str) -> None:
+    if not (Path(base_dir) / path).is_file():
+        fix = "fix the path, or set it to null for seeded random weights" if what == "checkpoint" \
+            else "fix the path in your config"
+        raise UserError(f"{what} {path} (config {key}) does not exist: {fix}")

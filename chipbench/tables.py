@@ -1,0 +1,563 @@
+"""Result records -> the reports' tables, with the reports' own figures beside ours.
+
+Inputs are result records (dicts, docs/DESIGN.md "Result records"), the `{chip: reason}` of
+chips that cannot run on this host, and the reports' published figures
+(``resources/published.yaml``, read with :func:`load_published`). Every cell is a string;
+``—`` means "not run" (ours) or "not published" (report columns). A chip that did not run
+never gets a number: unavailable chips are ignored even if a stale record of theirs is passed.
+
+Report figures are shown as published, in the report's unit (fps for the SimCLR report,
+bmrt_test calculate time in ms for the SimCLRv2 report), never converted; the reports' own
+inconsistencies are repeated in the notes.
+
+Everything here is pure except :func:`load_published` and :func:`write_table`; identical
+inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from chipbench.errors import UserError
+
+__all__ = [
+    "MISSING",
+    "accuracy_table",
+    "fps_table",
+    "host_label",
+    "load_published",
+    "to_markdown",
+    "weights_label",
+    "write_table",
+]
+
+#: Cell of a figure that does not exist: a chip that did not run, or a figure not published.
+MISSING = "—"
+#: Appended to a throughput cell whose latency coefficient of variation is above the threshold.
+NOISY = "*"
+#: Order of precision columns when the report adds precisions we did not run.
+PRECISION_ORDER = ("fp32", "fp16", "bf16", "int8")
+
+
+# --------------------------------------------------------------------------- published figures
+
+
+def load_published(path: Path | str) -> dict:
+    """The reports' figures (``resources/published.yaml``), keyed by model name."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except FileNotFoundError:
+        raise UserError(
+            f"published figures {path} do not exist: restore resources/published.yaml"
+        ) from None
+    except yaml.YAMLError as error:
+        problem = str(error).replace("\n", " ")
+        raise UserError(f"published figures {path} are not valid YAML ({problem}): fix the file") from None
+    if not isinstance(data, dict):
+        raise UserError(f"published figures {path} must map model names to figures: fix the file")
+    return data
+
+
+def _block(published_model: Mapping, name: str) -> Mapping:
+    return published_model.get(name) or {}
+
+
+def _entries(published_model: Mapping, name: str) -> list[Mapping]:
+    return list(_block(published_model, name).get("entries") or [])
+
+
+def _fmt(value, decimals: int) -> str:
+    return f"{float(value):.{int(decimals)}f}"
+
+
+# ------------------------------------------------------------------------------------- labels
+
+
+def weights_label(info: Mapping) -> str:
+    """``random weights (seed 0)``, ``checkpoint NAME sha256 XXXXXXXX`` or ``onnx NAME sha256 XXXXXXXX``."""
+    source = info.get("source")
+    if source == "random":
+        return f"random weights (seed {info.get('seed')})"
+    if source in ("checkpoint", "onnx"):
+        return f"{source} {Path(str(info.get('path'))).name} sha256 {str(info.get('sha256'))[:8]}"
+    return f"weights of unknown source {source!r}"
+
+
+def host_label(host: Mapping) -> str:
+    """``hostname (cpu, N cores, M GiB, os, Python x.y)`` from ``chipbench.host.describe()``."""
+    parts = []
+    if host.get("cpu"):
+        parts.append(str(host["cpu"]))
+    if host.get("cores") is not None:
+        parts.append(f"{host['cores']} cores")
+    if host.get("memory_gib") is not None:
+        parts.append(f"{host['memory_gib']} GiB")
+    if host.get("os"):
+        parts.append(str(host["os"]))
+    if host.get("python"):
+        parts.append(f"Python {host['python']}")
+    name = str(host.get("hostname") or "unknown host")
+    return f"{name} ({', '.join(parts)})" if parts else name
+
+
+def _backend_label(backend: Mapping) -> str:
+    text = f"{backend.get('name', '?')} {backend.get('version', '?')}".strip()
+    settings = backend.get("settings") or {}
+    if settings:
+        text += " (" + ", ".join(f"{k}={settings[k]}" for k in sorted(settings)) + ")"
+    return text
+
+
+class _Labels:
+    """Chip names -> text. Rows and our columns use `chip_labels` (the chip presets' labels);
+    report columns and ratio headers use the report's short labels (T4, 310, 310P)."""
+
+    def __init__(self, chip_labels: Mapping[str, str], published_model: Mapping):
+        self.ours = dict(chip_labels or {})
+        self.report = {
+            chip: entry.get("label") or chip
+            for chip, entry in (published_model.get("chips") or {}).items()
+        }
+
+    def row(self, chip: str) -> str:
+        return self.ours.get(chip) or self.report.get(chip) or chip
+
+    def short(self, chip: str) -> str:
+        return self.report.get(chip) or self.ours.get(chip) or chip
+
+
+def _plural(word: str, items: Sequence[str]) -> str:
+    if len(items) == 1:
+        return f"{word}: {items[0]}"
+    return f"{word} ({len(items)} different in this table): " + "; ".join(items)
+
+
+def _provenance_notes(records: Sequence[Mapping], labels: _Labels) -> list[str]:
+    """Weights, host(s) and runtime(s) behind the measured cells."""
+    if not records:
+        return []
+    notes = []
+    weights = sorted({weights_label(r.get("weights") or {}) for r in records})
+    notes.append(_plural("weights", weights))
+    hosts = sorted({host_label(r.get("host") or {}) for r in records})
+    notes.append(_plural("host", hosts))
+    runtimes: dict[str, set[str]] = {}
+    for r in records:
+        runtimes.setdefault(_backend_label(r.get("backend") or {}), set()).add(
+            f"{labels.row(r['chip'])} {r['precision']}"
+        )
+    for runtime in sorted(runtimes):
+        notes.append(f"runtime of {', '.join(sorted(runtimes[runtime]))}: {runtime}")
+    return notes
+
+
+BLOCK_NAMES = {
+    "accuracy": "accuracy",
+    "fps": "fps",
+    "best": "best bs row",
+    "ratios": "ratios",
+    "calculate_time_ms": "calculate time",
+}
+
+
+def _report_notes(published_model: Mapping, blocks: Iterable[str], chips: Iterable[str]) -> list[str]:
+    """Where each report block comes from, its caveats, and the precision of each report chip."""
+    notes = []
+    for name in blocks:
+        block = _block(published_model, name)
+        if not block:
+            continue
+        source = block.get("source") or published_model.get("report")
+        text = f"report {BLOCK_NAMES.get(name, name)} from {source}"
+        if block.get("note"):
+            text += f": {block['note']}"
+        notes.append(text)
+    chip_entries = published_model.get("chips") or {}
+    for chip in chips:
+        entry = chip_entries.get(chip) or {}
+        label = entry.get("label", chip)
+        if entry.get("precision") and entry.get("precision_note"):
+            notes.append(f"report {label} precision: {entry['precision']} ({entry['precision_note']})")
+        elif entry.get("precision"):
+            notes.append(f"report {label} precision: {entry['precision']}")
+        elif entry.get("precision_note"):
+            notes.append(f"report {label} precision: {entry['precision_note']}")
+    return notes
+
+
+def _unavailable_notes(chips: Iterable[str], unavailable: Mapping[str, str], labels: _Labels) -> list[str]:
+    return [
+        f"{labels.row(chip)}: not available on this host: {unavailable[chip]}"
+        for chip in chips
+        if chip in unavailable
+    ]
+
+
+def _unique(items: Iterable) -> list:
+    seen = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def _index(records: Iterable[Mapping], model: str, unavailable: Mapping, key) -> dict:
+    """Records of `model` by `key(record)`; chips marked unavailable are dropped."""
+    index = {}
+    for record in records:
+        if record.get("model") != model or record.get("chip") in unavailable:
+            continue
+        k = key(record)
+        if k in index:
+            raise ValueError(f"two result records for {model} {' '.join(map(str, k))}")
+        index[k] = record
+    return index
+
+
+def _frame(columns: dict[str, list[str]]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(cells, dtype=object) for name, cells in columns.items()})
+
+
+def _add(columns: dict[str, list[str]], name: str, cells: list[str]) -> None:
+    if name in columns:
+        raise ValueError(f"two table columns would be called {name!r}: give the chips distinct labels")
+    columns[name] = cells
+
+
+# ----------------------------------------------------------------------------------- accuracy
+
+
+def _accuracy_metric_notes(records: Sequence[Mapping]) -> list[str]:
+    notes = []
+    for record in records:
+        details = record.get("details") or {}
+        if record.get("metric") == "pair_top1":
+            note = (
+                "accuracy: contrastive pair-matching top-1 (%) of the two views of each image, "
+                f"{details.get('n_batches')} batches of {details.get('pairs_per_batch')} images "
+                f"from a seeded permutation without replacement, temperature "
+                f"{details.get('temperature')}; chance {float(details.get('chance', 0)):.2f} %"
+            )
+        elif record.get("metric") == "top1":
+            note = f"accuracy: classification top-1 (%) over {record.get('n_images')} test images"
+        else:
+            note = f"accuracy: {record.get('metric')} (%) over {record.get('n_images')} images"
+        notes.append(note)
+    return _unique(notes)
+
+
+def accuracy_table(
+    model: str,
+    records: Iterable[Mapping],
+    chips: Sequence[str],
+    precisions: Sequence[str],
+    unavailable: Mapping[str, str],
+    published: Mapping,
+    chip_labels: Mapping[str, str],
+) -> tuple[pd.DataFrame, list[str]]:
+    """Accuracy per chip (rows) and precision (columns), with the report's figures beside ours.
+
+    ``chips``: this model's chips, unavailable ones included (they get a row of ``—`` and a
+    note with the reason). Chips the report has figures for but that are not in ``chips``
+    get a row of their own (report columns only). ``precisions``: our precision columns.
+    A ``<precision> (report)`` column follows each precision the report has a figure for
+    (report-only precisions come after ours, in fp32/fp16/bf16/int8 order). ``published``
+    is the whole published.yaml; a model without an entry gets no report columns.
+    """
+    pub = (published or {}).get(model) or {}
+    labels = _Labels(chip_labels, pub)
+    by_cell = _index(
+        (r for r in records if r.get("chip") in chips and r.get("precision") in precisions),
+        model, unavailable, lambda r: (r["chip"], r["precision"]),
+    )
+    report_entries = _entries(pub, "accuracy")
+    decimals = _block(pub, "accuracy").get("decimals", 2)
+
+    report_precisions = _unique(e.get("precision") for e in report_entries)
+    column_precisions = list(precisions) + sorted(
+        (p for p in report_precisions if p not in precisions and p is not None),
+        key=lambda p: (PRECISION_ORDER.index(p) if p in PRECISION_ORDER else len(PRECISION_ORDER), p),
+    )
+    if None in report_precisions:
+        column_precisions.append(None)
+    report_chips = _unique(e["chip"] for e in report_entries)
+    rows = _unique(list(chips) + [c for c in report_chips if c not in chips])
+
+    def report_cell(chip, precision) -> str:
+        found = [e for e in report_entries if e["chip"] == chip and e.get("precision") == precision]
+        if not found:
+            return MISSING
+        values = _unique(_fmt(e["value"], decimals) for e in found)
+        if len(values) == 1:
+            return values[0]
+        return ", ".join(f"{_fmt(e['value'], decimals)} (bs{e.get('batch_size')})" for e in found)
+
+    columns: dict[str, list[str]] = {"Chip": [labels.row(c) for c in rows]}
+    for precision in column_precisions:
+        if precision in precisions:
+            cells = []
+            for chip in rows:
+                record = by_cell.get((chip, precision))
+                cells.append(MISSING if record is None else f"{float(record['accuracy']):.2f}")
+            _add(columns, precision, cells)
+        if precision in report_precisions:
+            name = f"{precision} (report)" if precision else "report (precision not stated)"
+            _add(columns, name, [report_cell(chip, precision) for chip in rows])
+
+    used = [by_cell[k] for k in sorted(by_cell)]
+    notes = _accuracy_metric_notes(used)
+    notes += _unavailable_notes(rows, unavailable, labels)
+    notes += [
+        f"{labels.row(chip)}: report figures only (not among this run's chips)"
+        for chip in rows
+        if chip not in chips
+    ]
+    for record in used:
+        bad = (record.get("details") or {}).get("nonfinite_rows") or 0
+        if bad:
+            notes.append(
+                f"{labels.row(record['chip'])} {record['precision']}: {bad} output rows held "
+                "NaN or infinity and were counted as wrong"
+            )
+    batches = _unique(
+        f"{labels.row(r['chip'])} {r['precision']} bs{r['batch_size']}"
+        for r in used
+        if r.get("batch_size") is not None
+    )
+    if batches:
+        notes.append("batch size of our accuracy runs: " + ", ".join(batches))
+    notes += _report_notes(pub, ["accuracy"], [c for c in report_chips if c in rows])
+    notes += _provenance_notes(used, labels)
+    return _frame(columns), notes
+
+
+# ---------------------------------------------------------------------------------------- fps
+
+
+def _timing_text(timing: Mapping) -> str:
+    text = (
+        f"{timing.get('warmup_iterations')} warm-up iterations, then ≥ "
+        f"{timing.get('min_iterations')} timed iterations and ≥ {timing.get('min_seconds')} s"
+    )
+    if timing.get("max_iterations") is not None:
+        text += f" (at most {timing['max_iterations']} iterations)"
+    return text
+
+
+def fps_table(
+    model: str,
+    records: Iterable[Mapping],
+    batch_sizes: Sequence[int],
+    columns: Sequence[tuple[str, str]],
+    unavailable: Mapping[str, str],
+    published: Mapping,
+    ratios: Sequence[Sequence[str]],
+    chip_labels: Mapping[str, str],
+    model_title: str,
+    cv_threshold: float = 0.05,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Throughput in the SimCLR report's shape.
+
+    Rows ``<model_title> bs<N>`` for every batch size we ran or the report publishes, then
+    ``best bs`` (``bs32 28070``: the batch size with the highest fps, and that fps).
+    Columns, in order: ``Model``; ours per (chip, precision) in ``columns`` (integer fps,
+    ``—`` when not run, ``*`` appended when the record's cv exceeds ``cv_threshold``); the
+    report's fps columns (``T4 (report)`` …) and, for the SimCLRv2 report, its bmrt_test
+    calculate time (``BM1684X int8 calculate time ms (report)``, ms per batch, as published);
+    then per ``ratios`` pair (numerator chip, denominator chip): our ratio (2 decimals) when
+    both chips are among ``columns`` (``—`` when either side did not run; one column per
+    shared precision when a chip has several) and the report's ratio as printed.
+    """
+    pub = (published or {}).get(model) or {}
+    labels = _Labels(chip_labels, pub)
+    columns = [tuple(c) for c in columns]
+    fps_entries = _entries(pub, "fps")
+    time_entries = _entries(pub, "calculate_time_ms")
+    report_batches = {int(b) for e in fps_entries + time_entries for b in (e.get("by_batch") or {})}
+    batches = sorted({int(b) for b in batch_sizes} | report_batches)
+    ours = {int(b) for b in batch_sizes}
+    by_cell = _index(
+        (r for r in records if (r.get("chip"), r.get("precision")) in columns
+         and int(r.get("batch_size", -1)) in ours),
+        model, unavailable, lambda r: (r["chip"], r["precision"], int(r["batch_size"])),
+    )
+
+    def noisy(record) -> bool:
+        return record is not None and float(record.get("cv", 0.0)) > cv_threshold
+
+    def fps_text(record) -> str:
+        return f"{float(record['throughput_fps']):.0f}" + (NOISY if noisy(record) else "")
+
+    def best(chip, precision):
+        found = [by_cell.get((chip, precision, b)) for b in batches]
+        found = [r for r in found if r is not None]
+        if not found:
+            return None
+        return max(found, key=lambda r: (float(r["throughput_fps"]), -int(r["batch_size"])))
+
+    table: dict[str, list[str]] = {
+        "Model": [f"{model_title} bs{b}" for b in batches] + ["best bs"]
+    }
+    for chip, precision in columns:
+        cells = []
+        for b in batches:
+            record = by_cell.get((chip, precision, b))
+            cells.append(MISSING if record is None else fps_text(record))
+        top = best(chip, precision)
+        cells.append(MISSING if top is None else f"bs{top['batch_size']} {fps_text(top)}")
+        _add(table, f"{labels.row(chip)} {precision} fps", cells)
+
+    fps_decimals = _block(pub, "fps").get("decimals", 0)
+    best_entries = {e["chip"]: e for e in _entries(pub, "best")}
+    best_decimals = _block(pub, "best").get("decimals", 0)
+    for entry in fps_entries:
+        by_batch = {int(b): v for b, v in (entry.get("by_batch") or {}).items()}
+        cells = [_fmt(by_batch[b], fps_decimals) if b in by_batch else MISSING for b in batches]
+        top = best_entries.get(entry["chip"])
+        cells.append(
+            MISSING if top is None else f"bs{top['batch_size']} {_fmt(top['fps'], best_decimals)}"
+        )
+        _add(table, f"{labels.short(entry['chip'])} (report)", cells)
+
+    time_decimals = _block(pub, "calculate_time_ms").get("decimals", 2)
+    for entry in time_entries:
+        by_batch = {int(b): v for b, v in (entry.get("by_batch") or {}).items()}
+        cells = [_fmt(by_batch[b], time_decimals) if b in by_batch else MISSING for b in batches]
+        cells.append(MISSING)  # the report has no best-batch figure for calculate time
+        _add(
+            table,
+            f"{labels.short(entry['chip'])} {entry.get('precision')} calculate time ms (report)",
+            cells,
+        )
+
+    ratio_entries = _entries(pub, "ratios")
+    ratio_decimals = _block(pub, "ratios").get("decimals", 6)
+    ratio_notes = []
+    for numerator, denominator in ratios:
+        header = f"{labels.short(numerator)}/{labels.short(denominator)}"
+        num_precisions = [p for c, p in columns if c == numerator]
+        den_precisions = [p for c, p in columns if c == denominator]
+        if num_precisions and den_precisions:
+            if len(num_precisions) == 1 and len(den_precisions) == 1:
+                pairs = [(num_precisions[0], den_precisions[0], header)]
+            else:
+                pairs = [(p, p, f"{header} {p}") for p in num_precisions if p in den_precisions]
+            for pn, pd_, name in pairs:
+                cells = []
+                for b in batches:
+                    top, bottom = by_cell.get((numerator, pn, b)), by_cell.get((denominator, pd_, b))
+                    cells.append(_ratio_text(top, bottom, noisy))
+                cells.append(_ratio_text(best(numerator, pn), best(denominator, pd_), noisy))
+                _add(table, name, cells)
+                ratio_notes.append(
+                    f"{name}: {labels.row(numerator)} {pn} fps / {labels.row(denominator)} {pd_} "
+                    "fps as we measured them (best bs row: ratio of the best fps)"
+                )
+        for entry in ratio_entries:
+            if entry.get("numerator") == numerator and entry.get("denominator") == denominator:
+                by_batch = {int(b): v for b, v in (entry.get("by_batch") or {}).items()}
+                cells = [_fmt(by_batch[b], ratio_decimals) if b in by_batch else MISSING for b in batches]
+                cells.append(MISSING if entry.get("best") is None else _fmt(entry["best"], ratio_decimals))
+                _add(table, f"{header} (report)", cells)
+
+    used = [by_cell[k] for k in sorted(by_cell)]
+    notes = []
+    if columns:
+        timings = _unique(_timing_text(r["timing"]) for r in used if r.get("timing"))
+        text = (
+            "our fps = 1000 × batch size / mean latency of one batch in ms (the ais_bench "
+            "definition), one batch of real test images run repeatedly"
+        )
+        if timings:
+            text += "; timing: " + "; ".join(timings)
+        if used:
+            iterations = [int(r.get("iterations", 0)) for r in used]
+            span = (f"{min(iterations)}" if min(iterations) == max(iterations)
+                    else f"{min(iterations)}–{max(iterations)}")
+            text += f"; {span} timed iterations per cell"
+        notes.append(text)
+        notes.append("best bs: the batch size with the highest fps, and that fps")
+    flagged = [r for r in used if noisy(r)]
+    if flagged:
+        cells = ", ".join(
+            f"{labels.row(r['chip'])} {r['precision']} bs{r['batch_size']} cv {float(r['cv']):.3f}"
+            for r in flagged
+        )
+        notes.append(
+            f"cells marked `{NOISY}` have a latency coefficient of variation (std/mean) above "
+            f"{cv_threshold:g}, so the figure is noisy: {cells}; rerun on an idle machine or "
+            "raise timing.min_seconds"
+        )
+    notes += _unavailable_notes(_unique(c for c, _ in columns), unavailable, labels)
+    notes += ratio_notes
+    report_chips = _unique(e["chip"] for e in fps_entries + time_entries)
+    notes += _report_notes(pub, ["fps", "best", "ratios", "calculate_time_ms"], report_chips)
+    notes += _provenance_notes(used, labels)
+    return _frame(table), notes
+
+
+def _ratio_text(top, bottom, noisy) -> str:
+    if top is None or bottom is None:
+        return MISSING
+    value = float(top["throughput_fps"]) / float(bottom["throughput_fps"])
+    return f"{value:.2f}" + (NOISY if noisy(top) or noisy(bottom) else "")
+
+
+# ------------------------------------------------------------------------------------- output
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub pipe table: first column left-aligned, the others right-aligned, padded."""
+    headers = [str(c) for c in df.columns]
+    rows = [[str(v).replace("|", "\\|") for v in row] for row in df.itertuples(index=False)]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells):
+        padded = [
+            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
+            for i, cell in enumerate(cells)
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(
+        ":" + "-" * (w + 1) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)
+    ) + "|"
+    return "\n".join([line(headers), rule] + [line(r) for r in rows])
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8", newline=""
+    ) as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
+
+
+def write_table(df: pd.DataFrame, md_path, csv_path, title: str, notes: Sequence[str]) -> None:
+    """Markdown (``# title``, the table, the notes as a bullet list) and CSV (the table only),
+    each written atomically; no timestamps, so identical inputs give identical bytes."""
+    markdown = f"# {title}\n\n{to_markdown(df)}\n"
+    if notes:
+        markdown += "\n" + "".join(f"- {note}\n" for note in notes)
+    _write_atomic(Path(md_path), markdown)
+    _write_atomic(Path(csv_path), df.to_csv(index=False, lineterminator="\n"))
+
+
+def read_records(paths: Iterable) -> list[dict]:
+    """The result records among `paths` that exist (a targeted run has computed only some)."""
+    records = []
+    for path in map(Path, paths):
+        if path.is_file():
+            with open(path, encoding="utf-8") as handle:
+                records.append(json.load(handle))
+    return records

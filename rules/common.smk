@@ -1,0 +1,136 @@
+# Config validation, the benchmark matrix, target lists and wildcard constraints.
+import os
+import sys
+from pathlib import Path
+
+# The logic lives in the chipbench package beside this workflow: importable here and, through
+# PYTHONPATH, in every job's script, whatever environment (venv or conda) runs it.
+sys.path.insert(0, workflow.basedir)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.getenv("PYTHONPATH")]))
+)
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from chipbench import backends
+from chipbench.config import SCHEMA, coerce_cli_strings, load_yaml, resolve, schema_error_line
+from chipbench.errors import UserError
+
+
+def load_plan():
+    """Validate the config and resolve the matrix; bad config stops here with one line."""
+    try:
+        config.update(coerce_cli_strings(config, load_yaml(SCHEMA)))
+        validate(config, str(SCHEMA))
+        return resolve(config, Path.cwd())
+    except WorkflowError as error:
+        message = schema_error_line(error)
+    except UserError as error:
+        message = str(error)
+    sys.exit(f"error: {message}")
+
+
+PLAN = load_plan()
+
+# Timing jobs on one device never overlap: one unit of a device_<name> resource per device,
+# registered here so that no --resources on the command line can raise it.
+DEVICES = sorted({chip["device"] for chip in PLAN.chips.values()})
+for device in DEVICES:
+    workflow.register_resource(f"device_{device}", 1)
+
+
+def alternatives(names):
+    """Regex matching exactly these names (and nothing when there are none)."""
+    return "|".join(sorted(names)) or "(?!)"
+
+
+EXPORTED_MODELS = [m for m, entry in PLAN.models.items() if not entry.get("onnx")]
+IMPORTED_MODELS = [m for m, entry in PLAN.models.items() if entry.get("onnx")]
+PRECISIONS = sorted({p for c in PLAN.chips for p in PLAN.precisions(c)})
+
+
+wildcard_constraints:
+    model=alternatives(PLAN.models),
+    chip=alternatives(PLAN.chips),
+    precision=alternatives(PRECISIONS),
+    batch=r"[1-9]\d*",
+    shape=r"bs[1-9]\d*|dynamic",
+
+
+def model_entry(wildcards):
+    return PLAN.models[wildcards.model]
+
+
+def chip_entry(wildcards):
+    return PLAN.chips[wildcards.chip]
+
+
+def compiled_shape(chip, batch):
+    """Folder name of a compiled artefact: one per batch size only where the backend needs it."""
+    static = backends.get(PLAN.chips[chip]["backend"]).static_batch
+    return f"bs{batch}" if static else "dynamic"
+
+
+def compiled_dir(model, chip, precision, batch):
+    return f"results/compiled/{model}/{chip}/{precision}/{compiled_shape(chip, batch)}"
+
+
+def device_resources():
+    """Resource requests per device: 1 unit of the chip's own device, 0 of the others."""
+    return {
+        f"device_{device}": (
+            lambda wildcards, device=device: int(PLAN.chips[wildcards.chip]["device"] == device)
+        )
+        for device in DEVICES
+    }
+
+
+def device_threads(wildcards):
+    """A job on the host CPU takes every core: nothing else may run beside its timing."""
+    return workflow.cores if PLAN.chips[wildcards.chip]["device"] == "host" else 1
+
+
+def accuracy_path(model, chip, precision):
+    return f"results/{model}/{chip}/{precision}/accuracy.json"
+
+
+def perf_path(model, chip, precision, batch):
+    return f"results/{model}/{chip}/{precision}/bs{batch}/perf.json"
+
+
+def accuracy_results(model=None, selected=True):
+    return [
+        accuracy_path(m, c, p)
+        for m, c, p in PLAN.accuracy_cells(selected)
+        if model in (None, m)
+    ]
+
+
+def perf_results(model=None, selected=True):
+    return [
+        perf_path(m, c, p, b)
+        for m, c, p, b in PLAN.perf_cells(selected)
+        if model in (None, m)
+    ]
+
+
+def table_files():
+    models = {m for m, _, _ in PLAN.accuracy_cells()}
+    return [
+        f"results/tables/{m}_{kind}.{ext}"
+        for m in sorted(models)
+        for kind in ("accuracy", "fps")
+        for ext in ("md", "csv")
+    ]
+
+
+def checkpoint_input(wildcards):
+    path = PLAN.models[wildcards.model].get("checkpoint")
+    return [path] if path else []
+
+
+def calibration_input(wildcards):
+    if wildcards.precision == "int8":
+        return f"results/data/{wildcards.model}/calibration_inputs.npy"
+    return []

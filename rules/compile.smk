@@ -1,0 +1,17 @@
+# ONNX -> the chip's artefact, per chip x precision (x batch size where the chip needs it).
+
+
+rule compile_model:
+    input:
+        onnx="results/models/{model}/model.onnx",
+        calibration=calibration_input,
+    output:
+        directory("results/compiled/{model}/{chip}/{precision}/{shape}"),
+    params:
+        chip=chip_entry,
+    log:
+        "logs/compile_model/{model}_{chip}_{precision}_{shape}.log",
+    conda:
+        "../envs/main.yaml"
+    script:
+        "../workflow_scripts/compile_model.py"

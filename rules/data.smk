@@ -1,0 +1,66 @@
+# CIFAR-10: download (md5-checked), extract, preprocess per model.
+
+
+rule download_cifar10:
+    output:
+        "results/data/cifar-10-python.tar.gz",
+    params:
+        url=config["dataset"]["url"],
+        md5=config["dataset"]["md5"],
+    log:
+        "logs/download_cifar10.log",
+    conda:
+        "../envs/main.yaml"
+    script:
+        "../workflow_scripts/download_cifar10.py"
+
+
+rule extract_cifar10:
+    input:
+        "results/data/cifar-10-python.tar.gz",
+    output:
+        test="results/data/cifar-10-batches-py/test_batch",
+        train="results/data/cifar-10-batches-py/data_batch_1",
+    params:
+        test_images=config["dataset"]["test_images"],
+    log:
+        "logs/extract_cifar10.log",
+    conda:
+        "../envs/main.yaml"
+    script:
+        "../workflow_scripts/extract_cifar10.py"
+
+
+rule preprocess_test_set:
+    input:
+        "results/data/cifar-10-batches-py/test_batch",
+    output:
+        inputs="results/data/{model}/test_inputs.npy",
+        labels="results/data/{model}/test_labels.npy",
+    params:
+        model=model_entry,
+        seed=config["seed"],
+    log:
+        "logs/preprocess_test_set/{model}.log",
+    conda:
+        "../envs/main.yaml"
+    script:
+        "../workflow_scripts/preprocess.py"
+
+
+rule preprocess_calibration_set:
+    input:
+        "results/data/cifar-10-batches-py/data_batch_1",
+    output:
+        inputs="results/data/{model}/calibration_inputs.npy",
+        labels="results/data/{model}/calibration_labels.npy",
+    params:
+        model=model_entry,
+        seed=config["seed"],
+        limit=config["dataset"]["calibration_images"],
+    log:
+        "logs/preprocess_calibration_set/{model}.log",
+    conda:
+        "../envs/main.yaml"
+    script:
+        "../workflow_scripts/preprocess.py"

@@ -1,0 +1,40 @@
+# PyTorch model -> ONNX (or a bring-your-own ONNX taken as it is).
+
+
+rule export_onnx:
+    input:
+        checkpoint_input,
+    output:
+        onnx="results/models/{model}/model.onnx",
+        check="results/models/{model}/export_check.json",
+        weights="results/models/{model}/weights.json",
+    params:
+        model=model_entry,
+        seed=config["seed"],
+        opset=config["export"]["opset"],
+        check_batch=config["export"]["check_batch"],
+    wildcard_constraints:
+        model=alternatives(EXPORTED_MODELS),
+    log:
+        "logs/export_onnx/{model}.log",
+    conda:
+        "../envs/main.yaml"
+    script:
+        "../workflow_scripts/export_onnx.py"
+
+
+rule import_onnx:
+    input:
+        lambda wildcards: PLAN.models[wildcards.model]["onnx"],
+    output:
+        onnx="results/models/{model}/model.onnx",
+        check="results/models/{model}/export_check.json",
+        weights="results/models/{model}/weights.json",
+    wildcard_constraints:
+        model=alternatives(IMPORTED_MODELS),
+    log:
+        "logs/import_onnx/{model}.log",
+    conda:
+        "../envs/main.yaml"
+    script:
+        "../workflow_scripts/import_onnx.py"

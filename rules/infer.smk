@@ -1,0 +1,50 @@
+# Accuracy over the whole test set, and throughput per batch size, on the chip.
+
+
+rule measure_accuracy:
+    input:
+        compiled=lambda wc: compiled_dir(
+            wc.model, wc.chip, wc.precision, PLAN.accuracy_batch_size(wc.model, wc.chip)
+        ),
+        inputs="results/data/{model}/test_inputs.npy",
+        labels="results/data/{model}/test_labels.npy",
+        weights="results/models/{model}/weights.json",
+    output:
+        record="results/{model}/{chip}/{precision}/accuracy.json",
+        outputs="results/{model}/{chip}/{precision}/outputs.npy",
+    params:
+        model=model_entry,
+        chip=chip_entry,
+        batch_size=lambda wc: PLAN.accuracy_batch_size(wc.model, wc.chip),
+        metrics=config["metrics"],
+        seed=config["seed"],
+    threads: device_threads
+    resources:
+        **device_resources(),
+    log:
+        "logs/measure_accuracy/{model}_{chip}_{precision}.log",
+    conda:
+        "../envs/main.yaml"
+    script:
+        "../workflow_scripts/measure_accuracy.py"
+
+
+rule measure_throughput:
+    input:
+        compiled=lambda wc: compiled_dir(wc.model, wc.chip, wc.precision, wc.batch),
+        inputs="results/data/{model}/test_inputs.npy",
+        weights="results/models/{model}/weights.json",
+    output:
+        "results/{model}/{chip}/{precision}/bs{batch}/perf.json",
+    params:
+        chip=chip_entry,
+        timing=config["timing"],
+    threads: device_threads
+    resources:
+        **device_resources(),
+    log:
+        "logs/measure_throughput/{model}_{chip}_{precision}_bs{batch}.log",
+    conda:
+        "../envs/main.yaml"
+    script:
+        "../workflow_scripts/measure_throughput.py"

@@ -1,0 +1,77 @@
+"""Config checks that need the presets or the file system, and --config string coercion."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from chipbench import config as cfg
+from chipbench.errors import UserError
+
+SCHEMA = cfg.load_yaml(cfg.SCHEMA)
+
+
+def base_config(**overrides) -> dict:
+    config = yaml.safe_load((cfg.REPO / "config.yaml").read_text())
+    config.update(copy.deepcopy(overrides))
+    return config
+
+
+def test_cli_strings_become_numbers_only_where_the_schema_types_them():
+    typed = cfg.coerce_cli_strings(
+        {"batch_sizes": ["1", "4"], "select": {"batch_sizes": ["4"], "models": ["simclr"]},
+         "dataset": {"md5": "1" * 32, "test_images": "48"}, "timing": {"min_seconds": "0.5"},
+         "models": {"simclr": {"checkpoint": "null"}}},
+        SCHEMA,
+    )
+    assert typed["batch_sizes"] == [1, 4]
+    assert typed["select"] == {"batch_sizes": [4], "models": ["simclr"]}
+    assert typed["dataset"] == {"md5": "1" * 32, "test_images": 48}
+    assert typed["timing"]["min_seconds"] == 0.5
+    assert typed["models"]["simclr"]["checkpoint"] is None
+
+
+def test_key_description_is_the_deepest_documented_key():
+    assert cfg.key_description(SCHEMA, ["chips", "cpu", "precisions", 0]) == (
+        "Precisions to compile and run on this chip."
+    )
+    assert cfg.key_description(SCHEMA, ["batch_sizes", 2]).startswith("Batch sizes to time")
+
+
+def test_default_matrix_is_both_models_on_cpu_fp32_bs1_to_64(tmp_path):
+    plan = cfg.resolve(base_config(), tmp_path)
+    assert plan.accuracy_cells() == [("simclr", "cpu", "fp32"), ("simclrv2", "cpu", "fp32")]
+    assert [b for m, c, p, b in plan.perf_cells() if m == "simclr"] == [1, 4, 8, 16, 32, 64]
+    assert plan.accuracy_batch_size("simclr", "cpu") == 64
+    assert plan.unavailable == {}
+
+
+def test_selection_narrows_what_runs_not_the_matrix(tmp_path):
+    plan = cfg.resolve(base_config(select={"batch_sizes": [4], "chips": ["cpu"]}), tmp_path)
+    assert plan.perf_cells() == [("simclr", "cpu", "fp32", 4), ("simclrv2", "cpu", "fp32", 4)]
+    assert len(plan.perf_cells(selected=False)) == 12
+
+
+def test_bring_your_own_onnx_needs_its_preprocessing(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    config = base_config(models={"resnet20": {"onnx": "m.onnx", "metric": "top1"}})
+    with pytest.raises(UserError, match=r"^model 'resnet20' brings its own ONNX but gives no "
+                                        r"mean, std: add them under models.resnet20"):
+        cfg.resolve(config, tmp_path)
+    config["models"]["resnet20"].update(mean=[0.5] * 3, std=[0.25] * 3)
+    plan = cfg.resolve(config, tmp_path)
+    assert plan.models["resnet20"]["preprocess"] == "normalize"
+
+
+def test_precision_the_backend_cannot_run(tmp_path):
+    config = base_config(chips={"cpu": {"precisions": ["int8"]}})
+    with pytest.raises(UserError, match=r"^chip 'cpu' cannot run precision int8: its backend "
+                                        r"onnxruntime supports "):
+        cfg.resolve(config, tmp_path)
+
+
+def test_unknown_selection(tmp_path):
+    with pytest.raises(UserError, match=r"^select.chips names t5, not in config.chips"):
+        cfg.resolve(base_config(select={"chips": ["t5"]}), tmp_path)

@@ -1,0 +1,527 @@
+"""chipbench.tables and resources/published.yaml: hand-built records -> exact cells."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chipbench import tables
+from chipbench.errors import UserError
+
+REPO = Path(__file__).resolve().parent.parent
+PUBLISHED_PATH = REPO / "resources" / "published.yaml"
+DASH = "—"
+
+HOST = {"hostname": "bench1", "cpu": "Test CPU 9000", "cores": 2}
+RANDOM = {"source": "random", "seed": 0}
+BACKEND = {"name": "onnxruntime", "version": "1.31.0", "settings": {"threads": 2}}
+TIMING = {"warmup_iterations": 20, "min_iterations": 100, "min_seconds": 5.0, "max_iterations": 100000}
+LABELS = {"cpu": "CPU (ONNX Runtime)", "ascend310": "Ascend 310", "ascend310p": "Ascend 310P"}
+SIMCLR_RATIOS = [("ascend310p", "ascend310"), ("ascend310p", "t4")]
+
+
+@pytest.fixture(scope="module")
+def published():
+    return tables.load_published(PUBLISHED_PATH)
+
+
+def perf(chip, precision, batch, mean_ms, cv=0.01, model="simclr", **extra):
+    record = {
+        "model": model, "chip": chip, "precision": precision, "batch_size": batch,
+        "throughput_fps": 1000 * batch / mean_ms, "cv": cv, "iterations": 100,
+        "latency_ms": {"mean": mean_ms}, "weights": RANDOM, "host": HOST, "backend": BACKEND,
+        "timing": TIMING,
+    }
+    record.update(extra)
+    return record
+
+
+def acc(chip, precision, accuracy, model="simclr", metric="pair_top1", **extra):
+    details = (
+        {"n_batches": 78, "pairs_per_batch": 128, "temperature": 0.07, "chance": 100 / 255}
+        if metric == "pair_top1" else {"correct": 1, "total": 2}
+    )
+    record = {
+        "model": model, "chip": chip, "precision": precision, "metric": metric,
+        "accuracy": accuracy, "n_images": 10000, "batch_size": 64, "details": details,
+        "weights": RANDOM, "host": HOST, "backend": BACKEND,
+    }
+    record.update(extra)
+    return record
+
+
+# means (ms) of one batch -> fps = 1000·bs/mean: 250, 333.3, 400, 500, 400, 376.5; best bs16
+CPU_MEANS = {1: 4.0, 4: 12.0, 8: 20.0, 16: 32.0, 32: 80.0, 64: 170.0}
+
+
+def cpu_records(model="simclr", noisy=(8,)):
+    return [perf("cpu", "fp32", b, m, cv=0.08 if b in noisy else 0.01, model=model)
+            for b, m in CPU_MEANS.items()]
+
+
+def simclr_fps(published, records=None, batch_sizes=(1, 4, 8, 16, 32, 64), columns=(("cpu", "fp32"),),
+               unavailable=None, ratios=SIMCLR_RATIOS, **kwargs):
+    return tables.fps_table(
+        "simclr", cpu_records() if records is None else records, list(batch_sizes), list(columns),
+        unavailable or {}, published, list(ratios), LABELS, "SimCLR", **kwargs,
+    )
+
+
+def column(df, name):
+    return [str(x) for x in df[name].tolist()]
+
+
+# ----------------------------------------------------------------------------- published.yaml
+
+
+def test_published_simclr_figures_as_printed(published):
+    simclr = published["simclr"]
+    fps = {e["chip"]: e for e in simclr["fps"]["entries"]}
+    assert fps["t4"]["by_batch"] == {1: 833, 4: 2352, 8: 5333, 16: 6666, 32: 9696, 64: 12075}
+    assert fps["ascend310"]["by_batch"] == {1: 4196, 4: 7772, 8: 11732, 16: 10780, 32: 11320, 64: 11644}
+    assert fps["ascend310p"]["by_batch"] == {1: 3571, 4: 12903, 8: 17391, 16: 23529, 32: 28070, 64: 27586}
+    assert fps["t4"]["precision"] is None
+    assert fps["ascend310"]["precision"] == fps["ascend310p"]["precision"] == "fp16"
+    assert simclr["chips"]["t4"]["precision"] is None
+    assert "not state" in simclr["chips"]["t4"]["precision_note"]
+    assert simclr["chips"]["ascend310"]["precision"] == "fp16"
+    accuracy = {(e["chip"], e["precision"]): e["value"] for e in simclr["accuracy"]["entries"]}
+    assert accuracy == {("ascend310", "fp16"): 65.39, ("ascend310p", "fp16"): 65.55}
+    assert simclr["accuracy"]["metric"] == "pair_top1"
+    best = {e["chip"]: (e["batch_size"], e["fps"]) for e in simclr["best"]["entries"]}
+    assert best == {"t4": (64, 12075), "ascend310": (64, 11732), "ascend310p": (32, 28070)}
+
+
+def test_published_simclrv2_figures_as_printed(published):
+    v2 = published["simclrv2"]
+    accuracy = {(e["precision"], e["batch_size"]): e["value"] for e in v2["accuracy"]["entries"]}
+    assert accuracy == {("fp32", 1): 89.26, ("fp16", 1): 89.25, ("int8", 1): 89.23, ("int8", 4): 89.23}
+    assert {e["chip"] for e in v2["accuracy"]["entries"]} == {"bm1684x"}
+    calc = {e["precision"]: e["by_batch"] for e in v2["calculate_time_ms"]["entries"]}
+    assert calc == {"fp32": {1: 3.69}, "fp16": {1: 1.79}, "int8": {1: 1.48, 4: 0.50}}
+    per_image = {
+        (e["precision"], e["batch_size"]): (e["preprocess"], e["inference"], e["postprocess"])
+        for e in v2["per_image_ms"]["entries"]
+    }
+    assert per_image == {
+        ("fp16", 1): (0.14, 2.07, 0.17), ("fp32", 1): (0.15, 3.98, 0.17),
+        ("int8", 1): (0.15, 1.85, 0.18), ("int8", 4): (0.10, 0.81, 0.11),
+    }
+    assert "fps" not in v2  # the report publishes no fps; never converted in the data
+
+
+def test_every_published_block_names_its_source(published):
+    reports = {"simclr": "simclr_ascend_report.md", "simclrv2": "simclrv2_bm1684x_report.md"}
+    for model, entry in published.items():
+        assert entry["report"] == reports[model]
+        assert set(entry["chips"]) <= {"t4", "ascend310", "ascend310p", "bm1684x"}
+        blocks = [k for k, v in entry.items() if isinstance(v, dict) and "entries" in v]
+        assert blocks
+        for name in blocks:
+            assert entry[name]["source"].startswith(reports[model] + ", section"), (model, name)
+            for item in entry[name]["entries"]:
+                chips = [item[k] for k in ("chip", "numerator", "denominator") if k in item]
+                assert chips and set(chips) <= set(entry["chips"])
+
+
+def test_load_published_missing_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="do not exist"):
+        tables.load_published(tmp_path / "nope.yaml")
+
+
+def test_load_published_rejects_a_non_mapping(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(UserError, match="model names"):
+        tables.load_published(path)
+
+
+# ------------------------------------------------------------------------------------- labels
+
+
+def test_weights_labels():
+    assert tables.weights_label({"source": "random", "seed": 0}) == "random weights (seed 0)"
+    assert tables.weights_label(
+        {"source": "checkpoint", "path": "/x/simclr.pth", "sha256": "1a2b3c4d5e6f"}
+    ) == "checkpoint simclr.pth sha256 1a2b3c4d"
+    assert tables.weights_label(
+        {"source": "onnx", "path": "m/resnet20.onnx", "sha256": "abcdef0123"}
+    ) == "onnx resnet20.onnx sha256 abcdef01"
+
+
+def test_host_label():
+    assert tables.host_label(HOST) == "bench1 (Test CPU 9000, 2 cores)"
+    assert tables.host_label({"hostname": "h"}) == "h"
+
+
+# ---------------------------------------------------------------------------------- fps table
+
+
+def test_fps_cells_are_integer_fps_and_best_row_picks_the_max(published):
+    df, _ = simclr_fps(published)
+    assert column(df, "Model") == [
+        "SimCLR bs1", "SimCLR bs4", "SimCLR bs8", "SimCLR bs16", "SimCLR bs32", "SimCLR bs64", "best bs",
+    ]
+    assert column(df, "CPU (ONNX Runtime) fp32 fps") == [
+        "250", "333", "400*", "500", "400", "376", "bs16 500",
+    ]
+
+
+def test_fps_published_columns_exactly_as_printed(published):
+    df, notes = simclr_fps(published)
+    assert list(df.columns) == [
+        "Model", "CPU (ONNX Runtime) fp32 fps", "T4 (report)", "310 (report)", "310P (report)",
+        "310P/310 (report)", "310P/T4 (report)",
+    ]
+    assert column(df, "T4 (report)") == ["833", "2352", "5333", "6666", "9696", "12075", "bs64 12075"]
+    assert column(df, "310 (report)") == ["4196", "7772", "11732", "10780", "11320", "11644", "bs64 11732"]
+    assert column(df, "310P (report)") == ["3571", "12903", "17391", "23529", "28070", "27586", "bs32 28070"]
+    assert column(df, "310P/310 (report)") == [
+        "0.851048", "1.555970", "1.482355", "2.182653", "2.479681", "2.369117", "2.392601",
+    ]
+    assert column(df, "310P/T4 (report)") == [
+        "4.286914", "5.485969", "3.261016", "3.529702", "2.895008", "2.284554", "2.324637",
+    ]
+    text = "\n".join(notes)
+    assert "simclr_ascend_report.md, section" in text
+    assert "bs64 11732fps" in text  # the report's own inconsistency is repeated
+    assert "1.660190" in text
+    assert "report T4 precision: the report does not state" in text
+    assert "report 310P precision: fp16" in text
+
+
+def test_fps_cv_marker_and_note(published):
+    df, notes = simclr_fps(published, records=cpu_records(noisy=(8, 16)))
+    cells = column(df, "CPU (ONNX Runtime) fp32 fps")
+    assert cells[2] == "400*" and cells[3] == "500*" and cells[0] == "250"
+    assert cells[-1] == "bs16 500*"
+    noisy = [n for n in notes if "coefficient of variation" in n]
+    assert len(noisy) == 1
+    assert "above 0.05" in noisy[0]
+    assert "bs8 cv 0.080" in noisy[0] and "bs16 cv 0.080" in noisy[0]
+    # a looser threshold flags nothing
+    df, notes = simclr_fps(published, records=cpu_records(noisy=(8, 16)), cv_threshold=0.1)
+    assert not any("*" in c for c in column(df, "CPU (ONNX Runtime) fp32 fps"))
+    assert not any("coefficient of variation" in n for n in notes)
+
+
+def test_fps_rows_cover_the_reports_batch_sizes_and_ours_show_dash(published):
+    records = [perf("cpu", "fp32", 1, 4.0), perf("cpu", "fp32", 4, 8.0)]
+    df, _ = simclr_fps(published, records=records, batch_sizes=(1, 4))
+    assert column(df, "Model")[-1] == "best bs"
+    assert len(df) == 7  # bs1..bs64 as in the report, + best
+    assert column(df, "CPU (ONNX Runtime) fp32 fps") == ["250", "500", DASH, DASH, DASH, DASH, "bs4 500"]
+    assert column(df, "T4 (report)")[-2] == "12075"
+
+
+def test_fps_ignores_records_outside_the_matrix(published):
+    records = cpu_records() + [
+        perf("cpu", "fp32", 2, 1.0),                    # batch size not in the matrix
+        perf("cpu", "fp16", 1, 1.0),                    # precision not among the columns
+        perf("cpu", "fp32", 1, 1.0, model="simclrv2"),  # another model
+    ]
+    df, _ = simclr_fps(published, records=records)
+    assert column(df, "CPU (ONNX Runtime) fp32 fps")[0] == "250"
+    assert "SimCLR bs2" not in column(df, "Model")
+
+
+def test_fps_best_ties_go_to_the_smaller_batch(published):
+    records = [perf("cpu", "fp32", 4, 8.0), perf("cpu", "fp32", 8, 16.0)]  # 500 fps both
+    df, _ = simclr_fps(published, records=records, batch_sizes=(4, 8))
+    assert column(df, "CPU (ONNX Runtime) fp32 fps")[-1] == "bs4 500"
+
+
+def test_fps_our_ratio_and_dash_when_a_side_is_missing(published):
+    records = [
+        perf("ascend310p", "fp16", 1, 1.0),   # 1000 fps
+        perf("ascend310", "fp16", 1, 4.0),    # 250
+        perf("ascend310p", "fp16", 4, 2.0),   # 2000
+        perf("ascend310p", "fp16", 8, 2.0),   # 4000 (310 has no bs4 / bs8)
+        perf("ascend310", "fp16", 8, 4.0),    # 2000
+    ]
+    df, notes = simclr_fps(
+        published, records=records, batch_sizes=(1, 4, 8),
+        columns=[("ascend310p", "fp16"), ("ascend310", "fp16")],
+    )
+    assert column(df, "Ascend 310P fp16 fps")[:3] == ["1000", "2000", "4000"]
+    assert column(df, "Ascend 310 fp16 fps")[:3] == ["250", DASH, "2000"]
+    ratio = column(df, "310P/310")
+    assert ratio[:3] == ["4.00", DASH, "2.00"]
+    assert ratio[3:6] == [DASH, DASH, DASH]  # bs16..64: neither ran
+    assert ratio[-1] == "2.00"  # best 4000 / best 2000
+    assert column(df, "310P/310 (report)")[0] == "0.851048"
+    # T4 is not one of our chips: only the report's 310P/T4 column
+    assert "310P/T4" not in df.columns and "310P/T4 (report)" in df.columns
+    assert any(n.startswith("310P/310: Ascend 310P fp16 fps / Ascend 310 fp16 fps") for n in notes)
+    columns = list(df.columns)
+    assert columns.index("310P/310") < columns.index("310P/310 (report)")
+
+
+def test_fps_unavailable_chip_is_dash_with_reason_even_with_a_stale_record(published):
+    records = cpu_records() + [perf("ascend310", "fp16", 1, 1.0), perf("ascend310p", "fp16", 1, 1.0)]
+    df, notes = simclr_fps(
+        published, records=records,
+        columns=[("cpu", "fp32"), ("ascend310p", "fp16"), ("ascend310", "fp16")],
+        unavailable={"ascend310": "atc not found (install CANN)"},
+    )
+    assert column(df, "Ascend 310 fp16 fps") == [DASH] * 7
+    assert column(df, "310P/310")[0] == DASH
+    assert column(df, "310P/310")[-1] == DASH
+    assert column(df, "Ascend 310P fp16 fps")[0] == "1000"
+    assert "Ascend 310: not available on this host: atc not found (install CANN)" in notes
+
+
+def test_fps_ratio_per_shared_precision_when_a_chip_has_several(published):
+    records = [
+        perf("ascend310p", "fp16", 1, 1.0), perf("ascend310p", "int8", 1, 0.5),
+        perf("ascend310", "fp16", 1, 2.0), perf("ascend310", "int8", 1, 2.0),
+    ]
+    df, _ = simclr_fps(
+        published, records=records, batch_sizes=(1,), ratios=[("ascend310p", "ascend310")],
+        columns=[("ascend310p", "fp16"), ("ascend310p", "int8"), ("ascend310", "fp16"), ("ascend310", "int8")],
+    )
+    assert column(df, "310P/310 fp16")[0] == "2.00"
+    assert column(df, "310P/310 int8")[0] == "4.00"
+
+
+def test_fps_noisy_side_marks_the_ratio(published):
+    records = [perf("ascend310p", "fp16", 1, 1.0, cv=0.2), perf("ascend310", "fp16", 1, 2.0)]
+    df, _ = simclr_fps(
+        published, records=records, batch_sizes=(1,), ratios=[("ascend310p", "ascend310")],
+        columns=[("ascend310p", "fp16"), ("ascend310", "fp16")],
+    )
+    assert column(df, "310P/310")[0] == "2.00*"
+
+
+def test_fps_simclrv2_shows_calculate_time_in_ms_never_fps(published):
+    df, notes = tables.fps_table(
+        "simclrv2", cpu_records(model="simclrv2", noisy=()), [1, 4], [("cpu", "fp32")],
+        {}, published, [], LABELS, "SimCLRv2",
+    )
+    assert list(df.columns) == [
+        "Model", "CPU (ONNX Runtime) fp32 fps",
+        "BM1684X fp32 calculate time ms (report)",
+        "BM1684X fp16 calculate time ms (report)",
+        "BM1684X int8 calculate time ms (report)",
+    ]
+    assert column(df, "Model") == ["SimCLRv2 bs1", "SimCLRv2 bs4", "best bs"]
+    assert column(df, "BM1684X fp32 calculate time ms (report)") == ["3.69", DASH, DASH]
+    assert column(df, "BM1684X fp16 calculate time ms (report)") == ["1.79", DASH, DASH]
+    assert column(df, "BM1684X int8 calculate time ms (report)") == ["1.48", "0.50", DASH]
+    assert column(df, "CPU (ONNX Runtime) fp32 fps") == ["250", "333", "bs4 333"]
+    text = "\n".join(notes)
+    assert "divided by the batch size" in text
+    assert "section 7.1 bmrt_test" in text
+    assert "8000" not in df.to_csv()  # 4 / 0.50 ms would be 8000 fps: never converted
+
+
+def test_fps_model_without_published_figures(published):
+    records = [perf("cpu", "fp32", 1, 2.0, model="resnet20")]
+    df, notes = tables.fps_table(
+        "resnet20", records, [1], [("cpu", "fp32")], {}, published, SIMCLR_RATIOS, LABELS, "ResNet-20",
+    )
+    assert list(df.columns) == ["Model", "CPU (ONNX Runtime) fp32 fps"]
+    assert column(df, "CPU (ONNX Runtime) fp32 fps") == ["500", "bs1 500"]
+    assert not any("report" in n for n in notes)
+
+
+def test_fps_notes_carry_weights_host_runtime_and_protocol(published):
+    _, notes = simclr_fps(published, records=cpu_records(noisy=()))
+    assert "weights: random weights (seed 0)" in notes
+    assert "host: bench1 (Test CPU 9000, 2 cores)" in notes
+    assert "runtime of CPU (ONNX Runtime) fp32: onnxruntime 1.31.0 (threads=2)" in notes
+    protocol = notes[0]
+    assert "1000 × batch size / mean latency" in protocol
+    assert "20 warm-up iterations, then ≥ 100 timed iterations and ≥ 5.0 s" in protocol
+
+
+def test_fps_notes_list_every_distinct_weights_and_host(published):
+    records = cpu_records(noisy=())
+    records[1] = dict(records[1], weights={"source": "checkpoint", "path": "a/simclr.pth", "sha256": "feedbeef99"})
+    records[2] = dict(records[2], host={"hostname": "bench2", "cpu": "Other CPU", "cores": 8})
+    _, notes = simclr_fps(published, records=records)
+    assert (
+        "weights (2 different in this table): checkpoint simclr.pth sha256 feedbeef; "
+        "random weights (seed 0)"
+    ) in notes
+    assert (
+        "host (2 different in this table): bench1 (Test CPU 9000, 2 cores); "
+        "bench2 (Other CPU, 8 cores)"
+    ) in notes
+
+
+def test_fps_duplicate_records_are_an_error(published):
+    with pytest.raises(ValueError, match="two result records"):
+        simclr_fps(published, records=cpu_records() + [perf("cpu", "fp32", 1, 3.0)])
+
+
+def test_fps_clashing_column_names_are_an_error(published):
+    labels = {"a": "Same label", "b": "Same label"}
+    with pytest.raises(ValueError, match="two table columns"):
+        tables.fps_table(
+            "simclr", [], [1], [("a", "fp32"), ("b", "fp32")], {}, published, [], labels, "SimCLR",
+        )
+
+
+# ----------------------------------------------------------------------------- accuracy table
+
+
+def test_accuracy_simclr_cells_and_report_columns(published):
+    df, notes = tables.accuracy_table(
+        "simclr", [acc("cpu", "fp32", 12.3456)], ["cpu"], ["fp32"], {}, published, LABELS,
+    )
+    assert list(df.columns) == ["Chip", "fp32", "fp16 (report)"]
+    assert column(df, "Chip") == ["CPU (ONNX Runtime)", "Ascend 310", "Ascend 310P"]
+    assert column(df, "fp32") == ["12.35", DASH, DASH]
+    assert column(df, "fp16 (report)") == [DASH, "65.39", "65.55"]
+    text = "\n".join(notes)
+    assert "pair-matching top-1" in text and "chance 0.39 %" in text
+    assert "78 batches of 128 images" in text
+    assert "Ascend 310: report figures only (not among this run's chips)" in notes
+    assert "with replacement" in text  # why the report's figure is not reproducible
+    assert "weights: random weights (seed 0)" in notes
+    assert "host: bench1 (Test CPU 9000, 2 cores)" in notes
+
+
+def test_accuracy_simclrv2_report_precisions(published):
+    df, notes = tables.accuracy_table(
+        "simclrv2", [acc("cpu", "fp32", 89.0, model="simclrv2", metric="top1")], ["cpu"], ["fp32"],
+        {}, published, LABELS,
+    )
+    assert list(df.columns) == ["Chip", "fp32", "fp32 (report)", "fp16 (report)", "int8 (report)"]
+    assert column(df, "Chip") == ["CPU (ONNX Runtime)", "BM1684X"]
+    assert column(df, "fp32") == ["89.00", DASH]
+    assert column(df, "fp32 (report)") == [DASH, "89.26"]
+    assert column(df, "fp16 (report)") == [DASH, "89.25"]
+    assert column(df, "int8 (report)") == [DASH, "89.23"]  # bs1 and bs4 agree: one figure
+    assert "accuracy: classification top-1 (%) over 10000 test images" in notes
+    assert "batch size of our accuracy runs: CPU (ONNX Runtime) fp32 bs64" in notes
+
+
+def test_accuracy_report_figures_that_differ_by_batch_are_both_shown():
+    published = {"m": {
+        "chips": {"x": {"label": "X"}},
+        "accuracy": {"source": "r.md, section 1", "decimals": 2, "entries": [
+            {"chip": "x", "precision": "int8", "batch_size": 1, "value": 80.0},
+            {"chip": "x", "precision": "int8", "batch_size": 4, "value": 79.5},
+        ]},
+    }}
+    df, _ = tables.accuracy_table("m", [], [], [], {}, published, {})
+    assert column(df, "int8 (report)") == ["80.00 (bs1), 79.50 (bs4)"]
+
+
+def test_accuracy_unavailable_chip_row_with_reason_and_no_number(published):
+    records = [acc("cpu", "fp32", 50.0), acc("ascend310", "fp16", 65.0)]  # stale 310 record
+    df, notes = tables.accuracy_table(
+        "simclr", records, ["cpu", "ascend310"], ["fp32", "fp16"],
+        {"ascend310": "ais_bench not installed"}, published, LABELS,
+    )
+    assert list(df.columns) == ["Chip", "fp32", "fp16", "fp16 (report)"]
+    rows = {c: i for i, c in enumerate(column(df, "Chip"))}
+    assert column(df, "fp32")[rows["Ascend 310"]] == DASH
+    assert column(df, "fp16")[rows["Ascend 310"]] == DASH
+    assert column(df, "fp16 (report)")[rows["Ascend 310"]] == "65.39"
+    assert column(df, "fp16")[rows["CPU (ONNX Runtime)"]] == DASH  # fp16 not run on CPU
+    assert "Ascend 310: not available on this host: ais_bench not installed" in notes
+    assert not any("Ascend 310: report figures only" in n for n in notes)
+
+
+def test_accuracy_ignores_records_outside_the_matrix(published):
+    records = [
+        acc("cpu", "fp32", 50.0),
+        acc("ascend310", "fp16", 99.0),                  # chip not in this run: report row only
+        acc("cpu", "int8", 99.0),                        # precision not in this run
+        acc("cpu", "fp32", 99.0, model="simclrv2"),      # another model
+    ]
+    df, _ = tables.accuracy_table("simclr", records, ["cpu"], ["fp32"], {}, published, LABELS)
+    assert column(df, "fp32") == ["50.00", DASH, DASH]
+    assert "99.00" not in df.to_csv()
+
+
+def test_accuracy_duplicate_records_are_an_error(published):
+    with pytest.raises(ValueError, match="two result records"):
+        tables.accuracy_table(
+            "simclr", [acc("cpu", "fp32", 1.0), acc("cpu", "fp32", 2.0)], ["cpu"], ["fp32"], {},
+            published, LABELS,
+        )
+
+
+def test_accuracy_model_without_published_figures(published):
+    df, notes = tables.accuracy_table(
+        "resnet20", [acc("cpu", "fp32", 91.0, model="resnet20", metric="top1")], ["cpu"], ["fp32"],
+        {}, published, LABELS,
+    )
+    assert list(df.columns) == ["Chip", "fp32"]
+    assert column(df, "fp32") == ["91.00"]
+    assert not any(n.startswith("report") for n in notes)
+
+
+def test_accuracy_nan_rows_are_noted(published):
+    record = acc("cpu", "fp32", 10.0)
+    record["details"] = dict(record["details"], nonfinite_rows=3)
+    _, notes = tables.accuracy_table("simclr", [record], ["cpu"], ["fp32"], {}, published, LABELS)
+    assert any("3 output rows held NaN" in n for n in notes)
+
+
+def test_accuracy_with_no_records_has_no_provenance(published):
+    df, notes = tables.accuracy_table("simclr", [], ["cpu"], ["fp32"], {}, published, LABELS)
+    assert column(df, "fp32") == [DASH, DASH, DASH]
+    assert not any(n.startswith(("weights", "host")) for n in notes)
+
+
+# -------------------------------------------------------------------------------------- files
+
+
+SIMCLR_FPS_MARKDOWN = """\
+# SimCLR throughput (fps)
+
+| Model       | CPU (ONNX Runtime) fp32 fps | T4 (report) | 310 (report) | 310P (report) | 310P/310 (report) | 310P/T4 (report) |
+|:------------|----------------------------:|------------:|-------------:|--------------:|------------------:|-----------------:|
+| SimCLR bs1  |                         250 |         833 |         4196 |          3571 |          0.851048 |         4.286914 |
+| SimCLR bs4  |                         333 |        2352 |         7772 |         12903 |          1.555970 |         5.485969 |
+| SimCLR bs8  |                        400* |        5333 |        11732 |         17391 |          1.482355 |         3.261016 |
+| SimCLR bs16 |                         500 |        6666 |        10780 |         23529 |          2.182653 |         3.529702 |
+| SimCLR bs32 |                         400 |        9696 |        11320 |         28070 |          2.479681 |         2.895008 |
+| SimCLR bs64 |                         376 |       12075 |        11644 |         27586 |          2.369117 |         2.284554 |
+| best bs     |                    bs16 500 |  bs64 12075 |   bs64 11732 |    bs32 28070 |          2.392601 |         2.324637 |
+"""
+
+
+def test_write_table_markdown_and_csv(published, tmp_path):
+    df, notes = simclr_fps(published)
+    md, csv = tmp_path / "out" / "simclr_fps.md", tmp_path / "out" / "simclr_fps.csv"
+    tables.write_table(df, md, csv, "SimCLR throughput (fps)", notes)
+    text = md.read_text(encoding="utf-8")
+    assert text.startswith(SIMCLR_FPS_MARKDOWN + "\n- ")
+    assert text.endswith("".join(f"- {n}\n" for n in notes))
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == (
+        "Model,CPU (ONNX Runtime) fp32 fps,T4 (report),310 (report),310P (report),"
+        "310P/310 (report),310P/T4 (report)"
+    )
+    assert lines[1] == "SimCLR bs1,250,833,4196,3571,0.851048,4.286914"
+    assert lines[-1] == "best bs,bs16 500,bs64 12075,bs64 11732,bs32 28070,2.392601,2.324637"
+    assert len(lines) == 8  # header + 7 rows, no notes
+    assert sorted(p.name for p in md.parent.iterdir()) == ["simclr_fps.csv", "simclr_fps.md"]
+
+
+def test_write_table_is_byte_identical_for_identical_inputs(published, tmp_path):
+    outputs = []
+    for run in ("a", "b"):
+        df, notes = simclr_fps(published)
+        md, csv = tmp_path / run / "t.md", tmp_path / run / "t.csv"
+        tables.write_table(df, md, csv, "T", notes)
+        outputs.append((md.read_bytes(), csv.read_bytes()))
+    assert outputs[0] == outputs[1]
+
+
+def test_write_table_replaces_and_escapes(tmp_path):
+    import pandas as pd
+
+    md, csv = tmp_path / "t.md", tmp_path / "t.csv"
+    md.write_text("old")
+    df = pd.DataFrame({"A": ["x|y"], "B": ["1"]})
+    tables.write_table(df, md, csv, "Title", [])
+    assert md.read_text() == "# Title\n\n| A    | B |\n|:-----|--:|\n| x\\|y | 1 |\n"
+    assert csv.read_text() == "A,B\nx|y,1\n"

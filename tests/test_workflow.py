@@ -1,0 +1,116 @@
+"""The real workflow, end to end, on a tiny CIFAR-format archive (CI's .test config)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chipbench import metrics
+from tests.conftest import make_workdir, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("e2e"))
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_run_leaves_tables_and_results(finished_run):
+    results = finished_run / "results"
+    for model in ("simclr", "simclrv2"):
+        for kind in ("accuracy", "fps"):
+            for ext in ("md", "csv"):
+                assert (results / "tables" / f"{model}_{kind}.{ext}").is_file()
+        for batch in (1, 4):
+            perf = read_json(results / model / "cpu" / "fp32" / f"bs{batch}" / "perf.json")
+            assert perf["batch_size"] == batch
+            assert perf["iterations"] >= 3 and len(perf["latencies_ms"]) == perf["iterations"]
+            mean = np.mean(perf["latencies_ms"])
+            assert perf["throughput_fps"] == pytest.approx(1000 * batch / mean, rel=1e-6)
+            assert perf["weights"] == {"source": "random", "seed": 0}
+
+
+def test_accuracy_records_match_their_outputs(finished_run):
+    results = finished_run / "results"
+    logits = np.load(results / "simclrv2" / "cpu" / "fp32" / "outputs.npy")
+    labels = np.load(results / "data" / "simclrv2" / "test_labels.npy")
+    record = read_json(results / "simclrv2" / "cpu" / "fp32" / "accuracy.json")
+    assert logits.shape == (48, 10)
+    assert record["n_images"] == 48
+    assert record["accuracy"] == pytest.approx(100 * np.mean(logits.argmax(1) == labels))
+
+    embeddings = np.load(results / "simclr" / "cpu" / "fp32" / "outputs.npy")
+    record = read_json(results / "simclr" / "cpu" / "fp32" / "accuracy.json")
+    assert embeddings.shape == (96, 128)
+    permutation = metrics.pair_permutation(48, 8, 0)
+    expected = metrics.pair_matching_top1(embeddings, permutation, 0.07)["accuracy"]
+    assert record["metric"] == "pair_top1"
+    assert record["accuracy"] == pytest.approx(expected)
+
+
+def test_tables_show_ours_beside_the_report(finished_run):
+    fps = (finished_run / "results" / "tables" / "simclr_fps.md").read_text()
+    assert "SimCLR bs1" in fps and "SimCLR bs4" in fps
+    assert "12075" in fps  # T4 bs64 as published
+    assert "random weights (seed 0)" in fps
+    accuracy = (finished_run / "results" / "tables" / "simclrv2_accuracy.md").read_text()
+    assert "89.26" in accuracy  # BM1684X fp32 as published
+    assert "random weights (seed 0)" in accuracy
+
+
+def job_intervals(workdir: Path) -> dict[str, tuple[float, float]]:
+    intervals = {}
+    for log in (workdir / "logs").rglob("*.log"):
+        text = log.read_text()
+        start = re.search(r"job started at ([\d.]+)", text)
+        end = re.search(r"job finished at ([\d.]+)", text)
+        if start and end:
+            intervals[str(log.relative_to(workdir / "logs"))] = (float(start[1]), float(end[1]))
+    return intervals
+
+
+def test_cpu_timing_jobs_had_the_machine_to_themselves(finished_run):
+    intervals = job_intervals(finished_run)
+    timing = [name for name in intervals if name.startswith("measure_throughput/")]
+    assert len(timing) == 4 and len(intervals) >= 15
+    for name in timing:
+        start, end = intervals[name]
+        for other, (other_start, other_end) in intervals.items():
+            if other != name:
+                assert other_end <= start or other_start >= end, f"{other} overlapped {name}"
+
+
+def test_rerun_does_nothing_and_keeps_tables_byte_identical(finished_run):
+    tables = finished_run / "results" / "tables"
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tables.iterdir()}
+    result = snakemake(finished_run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tables.iterdir()}
+    assert after == before
+
+
+def test_targeted_rerun_of_one_batch_size_keeps_the_full_tables(finished_run):
+    perf = finished_run / "results" / "simclr" / "cpu" / "fp32"
+    bs1_before = (perf / "bs1" / "perf.json").read_bytes()
+    result = snakemake(
+        finished_run, "--config", "select={'batch_sizes': [4], 'models': ['simclr']}",
+        "--forcerun", "measure_throughput",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (perf / "bs1" / "perf.json").read_bytes() == bs1_before
+    assert read_json(perf / "bs4" / "perf.json")["started_at"] > read_json(perf / "bs1" / "perf.json")["finished_at"]
+    fps = (finished_run / "results" / "tables" / "simclr_fps.md").read_text()
+    assert "SimCLR bs1" in fps and "SimCLR bs4" in fps

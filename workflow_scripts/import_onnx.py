@@ -1,0 +1,22 @@
+"""Take a bring-your-own ONNX model as it is: check it and record its hash as the weights."""
+
+import hashlib
+from pathlib import Path
+
+import onnx
+
+from chipbench import export
+from chipbench.backends.onnxruntime import link_or_copy
+from chipbench.scripting import run_script, write_json
+
+
+def main(smk):
+    source = Path(smk.input[0])
+    onnx.checker.check_model(str(source))
+    link_or_copy(source, Path(smk.output.onnx))
+    write_json(smk.output.check, {"imported": str(source), "onnx": export.onnx_io_summary(source)})
+    sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
+    write_json(smk.output.weights, {"source": "onnx", "path": str(source), "sha256": sha256})
+
+
+run_script(snakemake, main)

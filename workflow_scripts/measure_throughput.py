@@ -1,0 +1,38 @@
+"""Time the compiled model at one batch size under the core timing protocol."""
+
+import time
+
+import numpy as np
+
+from chipbench import backends, infer, timing
+from chipbench.scripting import read_json, run_script, write_json
+
+
+def main(smk):
+    chip = smk.params.chip
+    backend = backends.get(chip["backend"])
+    runner = backend.open(smk.input.compiled, chip, smk.threads)
+    batch_size = int(smk.wildcards.batch)
+    inputs = np.load(smk.input.inputs, mmap_mode="r")
+    batch = np.ascontiguousarray(inputs[:batch_size])  # real test images
+    protocol = {k: smk.params.timing[k] for k in
+                ("warmup_iterations", "min_iterations", "min_seconds", "max_iterations")}
+    started_at = time.time()
+    latencies = runner.benchmark(batch, protocol)
+    finished_at = time.time()
+    record = infer.base_record(
+        smk.wildcards.model, smk.wildcards.chip, smk.wildcards.precision,
+        read_json(smk.input.weights), backend, runner,
+    )
+    record.update(timing.summarize(latencies, batch_size))
+    record.update(
+        batch_size=batch_size,
+        latencies_ms=[round(float(x), 6) for x in latencies],
+        timing=protocol,
+        started_at=started_at,
+        finished_at=finished_at,
+    )
+    write_json(smk.output[0], record)
+
+
+run_script(snakemake, main)
