@@ -18,9 +18,14 @@ include: "rules/infer.smk"
 include: "rules/report.smk"
 
 
+onsuccess:
+    report_gate_failures()
+
+
 rule all:
     input:
         accuracy_results(),
         perf_results(),
+        gate_results(),
         table_files(),
     default_target: True

@@ -152,6 +152,25 @@ class Plan:
             if not selected or self._selected(m, c, p, b)
         ]
 
+    @property
+    def gate_reference(self) -> tuple[str, str] | None:
+        """(chip, precision) of the accuracy gate's reference, when it runs here."""
+        gate = self.config["gate"]
+        chip, precision = gate["reference_chip"], gate["reference_precision"]
+        if chip in self.chips and self.availability[chip].ok and precision in self.precisions(chip):
+            return chip, precision
+        return None
+
+    def gate_cells(self, selected: bool = True) -> list[tuple[str, str, str]]:
+        """Accuracy cells checked against the reference (models the reference chip runs)."""
+        if self.gate_reference is None:
+            return []
+        return [
+            (m, c, p)
+            for m, c, p in self.accuracy_cells(selected)
+            if self.gate_reference[0] in self.chips_of(m)
+        ]
+
     def _selected(self, model, chip, precision, batch=None) -> bool:
         select = self.config.get("select") or {}
         return (

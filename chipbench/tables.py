@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 #: Cell of a figure that does not exist: a chip that did not run, or a figure not published.
+GATE_FAILED = "✗"
 MISSING = "—"
 #: Appended to a throughput cell whose latency coefficient of variation is above the threshold.
 NOISY = "*"
@@ -307,7 +308,7 @@ def accuracy_table(
             cells = []
             for chip in rows:
                 record = by_cell.get((chip, precision))
-                cells.append(MISSING if record is None else f"{float(record['accuracy']):.2f}")
+                cells.append(MISSING if record is None else _accuracy_cell(record))
             _add(columns, precision, cells)
         if precision in report_precisions:
             name = f"{precision} (report)" if precision else "report (precision not stated)"
@@ -328,6 +329,7 @@ def accuracy_table(
                 f"{labels.row(record['chip'])} {record['precision']}: {bad} output rows held "
                 "NaN or infinity and were counted as wrong"
             )
+    notes += _gate_notes(used, labels)
     batches = _unique(
         f"{labels.row(r['chip'])} {r['precision']} bs{r['batch_size']}"
         for r in used
@@ -337,6 +339,68 @@ def accuracy_table(
         notes.append("batch size of our accuracy runs: " + ", ".join(batches))
     notes += _report_notes(pub, ["accuracy"], [c for c in report_chips if c in rows])
     notes += _provenance_notes(used, labels)
+    return _frame(columns), notes
+
+
+def _accuracy_cell(record: Mapping) -> str:
+    text = f"{float(record['accuracy']):.2f}"
+    gate = record.get("gate")
+    return text + f" {GATE_FAILED}" if gate and not gate["passed"] else text
+
+
+def _gate_notes(records: Sequence[Mapping], labels: _Labels) -> list[str]:
+    notes = []
+    for record in records:
+        gate = record.get("gate")
+        if gate and not gate["passed"]:
+            notes.append(
+                f"{GATE_FAILED} {labels.row(record['chip'])} {record['precision']} fails the "
+                f"accuracy gate: {gate['accuracy']:.2f} < {gate['required_accuracy']:.2f} = "
+                f"{100 * gate['min_relative_accuracy']:g} % of the reference "
+                f"({labels.row(gate['reference_chip'])} {gate['reference_precision']}, "
+                f"{gate['reference_accuracy']:.2f})"
+            )
+    return notes
+
+
+def gate_table(records: Iterable[Mapping], chip_labels: Mapping[str, str]) -> tuple[pd.DataFrame, list[str]]:
+    """Every accuracy result against the FP32 reference: accuracy, agreement, pass or fail.
+
+    ``records``: accuracy records carrying ``gate`` (chipbench.gate.verdict plus
+    ``reference_chip``/``reference_precision``) and ``agreement`` (chipbench.gate.agreement).
+    """
+    labels = _Labels(chip_labels, {})
+    rows = sorted(
+        (r for r in records if r.get("gate")),
+        key=lambda r: (r["chip"], PRECISION_ORDER.index(r["precision"])
+                       if r["precision"] in PRECISION_ORDER else len(PRECISION_ORDER)),
+    )
+    columns: dict[str, list[str]] = {
+        "Chip": [labels.row(r["chip"]) for r in rows],
+        "Precision": [r["precision"] for r in rows],
+        "Accuracy": [f"{r['accuracy']:.2f}" for r in rows],
+        "Reference": [f"{r['gate']['reference_accuracy']:.2f}" for r in rows],
+        "Relative": [
+            MISSING if r["gate"]["relative_accuracy"] is None
+            else f"{100 * r['gate']['relative_accuracy']:.2f} %" for r in rows
+        ],
+        "Top-1 agreement": [
+            f"{r['agreement']['top1_agreement']:.2f} %" if "top1_agreement" in r["agreement"]
+            else MISSING for r in rows
+        ],
+        "Mean cosine": [f"{r['agreement']['mean_cosine']:.6f}" for r in rows],
+        "Min cosine": [f"{r['agreement']['min_cosine']:.6f}" for r in rows],
+        "Gate": ["pass" if r["gate"]["passed"] else "FAIL" for r in rows],
+    }
+    notes = []
+    if rows:
+        gate = rows[0]["gate"]
+        notes.append(
+            f"reference: {labels.row(gate['reference_chip'])} {gate['reference_precision']}; a "
+            f"result passes when its accuracy is ≥ {100 * gate['min_relative_accuracy']:g} % of "
+            "the reference's (MLPerf-style); agreement compares each output with the "
+            "reference's output for the same input"
+        )
     return _frame(columns), notes
 
 

@@ -1,4 +1,5 @@
 # Config validation, the benchmark matrix, target lists and wildcard constraints.
+import json
 import os
 import sys
 from pathlib import Path
@@ -99,6 +100,42 @@ def perf_path(model, chip, precision, batch):
     return f"results/{model}/{chip}/{precision}/bs{batch}/perf.json"
 
 
+def gate_path(model, chip, precision):
+    return f"results/{model}/{chip}/{precision}/gate.json"
+
+
+def gate_results(model=None, selected=True):
+    return [
+        gate_path(m, c, p)
+        for m, c, p in PLAN.gate_cells(selected)
+        if model in (None, m)
+    ]
+
+
+def reference_input(kind):
+    """Input function: the gate reference's `kind` file (accuracy.json or outputs.npy)."""
+
+    def path(wildcards):
+        chip, precision = PLAN.gate_reference
+        return f"results/{wildcards.model}/{chip}/{precision}/{kind}"
+
+    return path
+
+
+def report_gate_failures():
+    """After a run, list every result that fails the accuracy gate (the run itself succeeds)."""
+    failures = []
+    for path in gate_results(selected=False):
+        if Path(path).is_file():
+            gate = json.loads(Path(path).read_text())["gate"]
+            if not gate["passed"]:
+                failures.append(f"{path}: {gate['accuracy']:.2f} < {gate['required_accuracy']:.2f}")
+    if failures:
+        print(f"accuracy gate: {len(failures)} result(s) below "
+              f"{100 * config['gate']['min_relative_accuracy']:g} % of the reference:",
+              *failures, sep="\n  ", file=sys.stderr)
+
+
 def accuracy_results(model=None, selected=True):
     return [
         accuracy_path(m, c, p)
@@ -120,7 +157,7 @@ def table_files():
     return [
         f"results/tables/{m}_{kind}.{ext}"
         for m in sorted(models)
-        for kind in ("accuracy", "fps")
+        for kind in ("accuracy", "gate", "fps")
         for ext in ("md", "csv")
     ]
 

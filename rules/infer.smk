@@ -48,3 +48,21 @@ rule measure_throughput:
         "../envs/main.yaml"
     script:
         "../workflow_scripts/measure_throughput.py"
+
+
+rule check_accuracy_gate:
+    input:
+        record="results/{model}/{chip}/{precision}/accuracy.json",
+        outputs="results/{model}/{chip}/{precision}/outputs.npy",
+        reference_record=reference_input("accuracy.json"),
+        reference_outputs=reference_input("outputs.npy"),
+    output:
+        "results/{model}/{chip}/{precision}/gate.json",
+    params:
+        gate=config["gate"],
+    log:
+        "logs/check_accuracy_gate/{model}_{chip}_{precision}.log",
+    conda:
+        "../envs/main.yaml"
+    script:
+        "../workflow_scripts/check_accuracy_gate.py"

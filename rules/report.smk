@@ -6,11 +6,15 @@
 rule tabulate_accuracy:
     input:
         lambda wc: accuracy_results(wc.model),
+        lambda wc: gate_results(wc.model),
     output:
         md="results/tables/{model}_accuracy.md",
         csv="results/tables/{model}_accuracy.csv",
+        gate_md="results/tables/{model}_gate.md",
+        gate_csv="results/tables/{model}_gate.csv",
     params:
         records=lambda wc: accuracy_results(wc.model, selected=False),
+        gates=lambda wc: gate_results(wc.model, selected=False),
         model=model_entry,
         chips=lambda wc: PLAN.chips_of(wc.model),
         chip_entries=PLAN.chips,

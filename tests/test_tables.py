@@ -525,3 +525,31 @@ def test_write_table_replaces_and_escapes(tmp_path):
     tables.write_table(df, md, csv, "Title", [])
     assert md.read_text() == "# Title\n\n| A    | B |\n|:-----|--:|\n| x\\|y | 1 |\n"
     assert csv.read_text() == "A,B\nx|y,1\n"
+
+
+def gated(record, accuracy, reference_accuracy, top1_agreement=None):
+    from chipbench import gate
+
+    verdict = gate.verdict(accuracy, reference_accuracy, 0.99)
+    verdict.update(reference_chip="cpu", reference_precision="fp32")
+    agreement = {"mean_cosine": 0.99, "min_cosine": 0.5, "n_outputs": 10}
+    if top1_agreement is not None:
+        agreement["top1_agreement"] = top1_agreement
+    return {**record, "gate": verdict, "agreement": agreement}
+
+
+def test_accuracy_marks_a_result_that_fails_the_gate(published):
+    records = [
+        gated(acc("cpu", "fp32", 80.0, model="simclrv2", metric="top1"), 80.0, 80.0, 100.0),
+        gated(acc("cpu", "int8", 70.0, model="simclrv2", metric="top1"), 70.0, 80.0, 85.5),
+    ]
+    df, notes = tables.accuracy_table("simclrv2", records, ["cpu"], ["fp32", "int8"], {},
+                                      published, LABELS)
+    assert column(df, "fp32")[0] == "80.00" and column(df, "int8")[0] == "70.00 ✗"
+    assert ("✗ CPU (ONNX Runtime) int8 fails the accuracy gate: 70.00 < 79.20 = 99 % of the "
+            "reference (CPU (ONNX Runtime) fp32, 80.00)") in notes
+    gate_df, gate_notes = tables.gate_table(records, LABELS)
+    assert list(gate_df["Gate"]) == ["pass", "FAIL"]
+    assert list(gate_df["Relative"]) == ["100.00 %", "87.50 %"]
+    assert list(gate_df["Top-1 agreement"]) == ["100.00 %", "85.50 %"]
+    assert gate_notes[0].startswith("reference: CPU (ONNX Runtime) fp32; a result passes when")

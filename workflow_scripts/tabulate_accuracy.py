@@ -8,16 +8,27 @@ from chipbench.scripting import run_script
 def main(smk):
     model = smk.params.model
     chips = smk.params.chips
+    labels = {c: entry["label"] for c, entry in smk.params.chip_entries.items()}
+    records = tables.read_records(smk.params.records)
+    gates = {(g["chip"], g["precision"]): g for g in tables.read_records(smk.params.gates)}
+    for record in records:
+        record.update(gates.get((record["chip"], record["precision"]), {}))
     frame, notes = tables.accuracy_table(
         smk.wildcards.model,
-        tables.read_records(smk.params.records),
+        records,
         chips,
         sorted({p for c in chips for p in smk.params.chip_entries[c]["precisions"]}),
         smk.params.unavailable,
         tables.load_published(RESOURCES / "published.yaml"),
-        {c: entry["label"] for c, entry in smk.params.chip_entries.items()},
+        labels,
     )
     tables.write_table(frame, smk.output.md, smk.output.csv, f"{model['title']} accuracy", notes)
+    frame, notes = tables.gate_table(records, labels)
+    if not gates:
+        notes.append("no accuracy gate: the reference chip (config gate.reference_chip) did not run")
+    tables.write_table(
+        frame, smk.output.gate_md, smk.output.gate_csv, f"{model['title']} accuracy gate", notes
+    )
 
 
 run_script(snakemake, main)
