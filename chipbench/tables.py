@@ -40,6 +40,7 @@ __all__ = [
 
 #: Cell of a figure that does not exist: a chip that did not run, or a figure not published.
 GATE_FAILED = "✗"
+LATENCY_STAGES = ("preprocess", "inference", "postprocess")
 MISSING = "—"
 #: Appended to a throughput cell whose latency coefficient of variation is above the threshold.
 NOISY = "*"
@@ -401,6 +402,39 @@ def gate_table(records: Iterable[Mapping], chip_labels: Mapping[str, str]) -> tu
             "the reference's (MLPerf-style); agreement compares each output with the "
             "reference's output for the same input"
         )
+    return _frame(columns), notes
+
+
+def latency_table(
+    model: str, records: Iterable[Mapping], published: Mapping, chip_labels: Mapping[str, str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Per-image preprocess / inference / postprocess ms in the SimCLRv2 report's shape.
+
+    Ours come from the accuracy runs (``record["per_image_ms"]``); the report's rows (its
+    Python program's times) follow, labelled "(report)".
+    """
+    pub = (published or {}).get(model) or {}
+    labels = _Labels(chip_labels, pub)
+    decimals = _block(pub, "per_image_ms").get("decimals", 2)
+    rows = []
+    for record in sorted(
+        (r for r in records if r.get("per_image_ms")), key=lambda r: (r["chip"], r["precision"])
+    ):
+        times = record["per_image_ms"]
+        rows.append([f"{labels.row(record['chip'])} {record['precision']} bs{record['batch_size']}"]
+                    + [f"{times[k]:.3f}" for k in LATENCY_STAGES])
+    for entry in _entries(pub, "per_image_ms"):
+        rows.append([f"{labels.short(entry['chip'])} {entry['precision']} bs{entry['batch_size']} (report)"]
+                    + [_fmt(entry[k], decimals) for k in LATENCY_STAGES])
+    columns = {"Model": [r[0] for r in rows]}
+    for i, stage in enumerate(LATENCY_STAGES, start=1):
+        columns[f"{stage} ms"] = [r[i] for r in rows]
+    notes = [
+        "ours: wall time per model input over the whole accuracy run, at the batch size shown "
+        "(preprocess: the preprocessing stage; inference: running every batch, padding "
+        "included; postprocess: scoring the outputs)"
+    ]
+    notes += _report_notes(pub, ["per_image_ms"], _unique(e["chip"] for e in _entries(pub, "per_image_ms")))
     return _frame(columns), notes
 
 

@@ -157,7 +157,7 @@ def table_files():
     return [
         f"results/tables/{m}_{kind}.{ext}"
         for m in sorted(models)
-        for kind in ("accuracy", "gate", "fps")
+        for kind in ("accuracy", "gate", "latency", "fps")
         for ext in ("md", "csv")
     ]
 

@@ -37,6 +37,7 @@ rule preprocess_test_set:
     output:
         inputs="results/data/{model}/test_inputs.npy",
         labels="results/data/{model}/test_labels.npy",
+        timing="results/data/{model}/test_preprocess.json",
     params:
         model=model_entry,
         seed=config["seed"],

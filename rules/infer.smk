@@ -8,6 +8,7 @@ rule measure_accuracy:
         ),
         inputs="results/data/{model}/test_inputs.npy",
         labels="results/data/{model}/test_labels.npy",
+        preprocess="results/data/{model}/test_preprocess.json",
         weights="results/models/{model}/weights.json",
     output:
         record="results/{model}/{chip}/{precision}/accuracy.json",

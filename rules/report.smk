@@ -12,6 +12,8 @@ rule tabulate_accuracy:
         csv="results/tables/{model}_accuracy.csv",
         gate_md="results/tables/{model}_gate.md",
         gate_csv="results/tables/{model}_gate.csv",
+        latency_md="results/tables/{model}_latency.md",
+        latency_csv="results/tables/{model}_latency.csv",
     params:
         records=lambda wc: accuracy_results(wc.model, selected=False),
         gates=lambda wc: gate_results(wc.model, selected=False),

@@ -553,3 +553,13 @@ def test_accuracy_marks_a_result_that_fails_the_gate(published):
     assert list(gate_df["Relative"]) == ["100.00 %", "87.50 %"]
     assert list(gate_df["Top-1 agreement"]) == ["100.00 %", "85.50 %"]
     assert gate_notes[0].startswith("reference: CPU (ONNX Runtime) fp32; a result passes when")
+
+
+def test_latency_table_ours_then_the_reports_rows(published):
+    record = acc("cpu", "fp32", 80.0, model="simclrv2", metric="top1",
+                 per_image_ms={"preprocess": 0.0123, "inference": 4.5, "postprocess": 0.01})
+    df, notes = tables.latency_table("simclrv2", [record], published, LABELS)
+    assert df.iloc[0].tolist() == ["CPU (ONNX Runtime) fp32 bs64", "0.012", "4.500", "0.010"]
+    assert df.iloc[-1].tolist() == ["BM1684X int8 bs4 (report)", "0.10", "0.81", "0.11"]
+    assert len(df) == 5
+    assert notes[0].startswith("ours: wall time per model input over the whole accuracy run")

@@ -1,5 +1,7 @@
 """Run the compiled model over the whole test set and score it."""
 
+import time
+
 import numpy as np
 
 from chipbench import backends, infer
@@ -11,18 +13,25 @@ def main(smk):
     backend = backends.get(chip["backend"])
     runner = backend.open(smk.input.compiled, chip, smk.threads)
     inputs = np.load(smk.input.inputs, mmap_mode="r")
+    started = time.perf_counter()
     outputs = runner.run_all(inputs, smk.params.batch_size)
-    model = smk.params.model
-    metric = model["metric"]
+    inferred = time.perf_counter()
+    metric = smk.params.model["metric"]
     scored = infer.score(
         metric, outputs, np.load(smk.input.labels), smk.params.metrics.get(metric, {}),
         smk.params.seed,
     )
+    scored_at = time.perf_counter()
     record = infer.base_record(
         smk.wildcards.model, smk.wildcards.chip, smk.wildcards.precision,
         read_json(smk.input.weights), backend, runner,
     )
     record.update(scored, batch_size=smk.params.batch_size)
+    record["per_image_ms"] = {
+        "preprocess": read_json(smk.input.preprocess)["per_input_ms"],
+        "inference": 1000 * (inferred - started) / len(inputs),
+        "postprocess": 1000 * (scored_at - inferred) / len(inputs),
+    }
     np.save(smk.output.outputs, outputs)
     write_json(smk.output.record, record)
 

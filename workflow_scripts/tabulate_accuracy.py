@@ -9,6 +9,7 @@ def main(smk):
     model = smk.params.model
     chips = smk.params.chips
     labels = {c: entry["label"] for c, entry in smk.params.chip_entries.items()}
+    published = tables.load_published(RESOURCES / "published.yaml")
     records = tables.read_records(smk.params.records)
     gates = {(g["chip"], g["precision"]): g for g in tables.read_records(smk.params.gates)}
     for record in records:
@@ -17,12 +18,18 @@ def main(smk):
         smk.wildcards.model,
         records,
         chips,
-        sorted({p for c in chips for p in smk.params.chip_entries[c]["precisions"]}),
+        [p for p in tables.PRECISION_ORDER
+         if any(p in smk.params.chip_entries[c]["precisions"] for c in chips)],
         smk.params.unavailable,
-        tables.load_published(RESOURCES / "published.yaml"),
+        published,
         labels,
     )
     tables.write_table(frame, smk.output.md, smk.output.csv, f"{model['title']} accuracy", notes)
+    frame, notes = tables.latency_table(smk.wildcards.model, records, published, labels)
+    tables.write_table(
+        frame, smk.output.latency_md, smk.output.latency_csv,
+        f"{model['title']} per-image time (ms)", notes,
+    )
     frame, notes = tables.gate_table(records, labels)
     if not gates:
         notes.append("no accuracy gate: the reference chip (config gate.reference_chip) did not run")
