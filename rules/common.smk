@@ -77,6 +77,13 @@ def compiled_dir(model, chip, precision, batch):
     return f"results/compiled/{model}/{chip}/{precision}/{compiled_shape(chip, batch)}"
 
 
+def bin_inputs(wildcards):
+    """The per-image .bin folder, for chips whose tool reads input files."""
+    if backends.get(PLAN.chips[wildcards.chip]["backend"]).bin_inputs:
+        return f"results/data/{wildcards.model}/bin_inputs"
+    return []
+
+
 def device_resources():
     """Resource requests per device: 1 unit of the chip's own device, 0 of the others."""
     return {

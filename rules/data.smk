@@ -65,3 +65,16 @@ rule preprocess_calibration_set:
         "../envs/main.yaml"
     script:
         "../workflow_scripts/preprocess.py"
+
+
+rule write_bin_inputs:
+    input:
+        "results/data/{model}/test_inputs.npy",
+    output:
+        directory("results/data/{model}/bin_inputs"),
+    log:
+        "logs/write_bin_inputs/{model}.log",
+    conda:
+        "../envs/main.yaml"
+    script:
+        "../workflow_scripts/write_bin_inputs.py"

@@ -66,8 +66,8 @@ def test_bring_your_own_onnx_needs_its_preprocessing(tmp_path):
 
 
 def test_precision_the_backend_cannot_run(tmp_path):
-    config = base_config(chips={"cpu": {"precisions": ["int8"]}})
-    with pytest.raises(UserError, match=r"^chip 'cpu' cannot run precision int8: its backend "
+    config = base_config(chips={"cpu": {"precisions": ["bf16"]}})
+    with pytest.raises(UserError, match=r"^chip .cpu. cannot run precision bf16: its backend "
                                         r"onnxruntime supports "):
         cfg.resolve(config, tmp_path)
 

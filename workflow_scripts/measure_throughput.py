@@ -25,6 +25,7 @@ def main(smk):
         read_json(smk.input.weights), backend, runner,
     )
     record.update(timing.summarize(latencies, batch_size))
+    record.update(runner.benchmark_extra)
     record.update(
         batch_size=batch_size,
         latencies_ms=[round(float(x), 6) for x in latencies],

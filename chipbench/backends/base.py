@@ -42,13 +42,19 @@ class Runner(ABC):
 
     #: Fixed batch size of a static-shape artefact; None when any batch size runs.
     batch_size: int | None = None
+    #: What a vendor tool reports beside the latencies of the last `benchmark` (host-device
+    #: copies, host latency, the tool's own summary); copied into perf.json.
+    benchmark_extra: dict = {}
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch (float32 NCHW) and return the model output for it."""
 
-    def run_all(self, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+    def run_all(self, inputs: np.ndarray, batch_size: int, input_dir: Path | None = None) -> np.ndarray:
         """Outputs for every input, in order, whatever the batch size.
+
+        `input_dir` holds the same inputs as one .bin file each, for backends whose tool
+        reads files (`Backend.bin_inputs`); others ignore it.
 
         The last partial batch is padded with copies of its first input and the padding's
         outputs are dropped, so static-shape artefacts see full batches and every input's
@@ -95,6 +101,9 @@ class Backend(ABC):
     #: True when a compiled artefact serves one batch size only (ATC, TPU-MLIR); False when
     #: one artefact runs every batch size (ONNX Runtime), so it is compiled once.
     static_batch: bool = False
+    #: True when the accuracy run reads the inputs as one .bin file per image (ais_bench);
+    #: the workflow then writes them once per model (rule write_bin_inputs).
+    bin_inputs: bool = False
 
     @abstractmethod
     def availability(self, chip: dict) -> Availability:
