@@ -114,3 +114,25 @@ def test_targeted_rerun_of_one_batch_size_keeps_the_full_tables(finished_run):
     assert read_json(perf / "bs4" / "perf.json")["started_at"] > read_json(perf / "bs1" / "perf.json")["finished_at"]
     fps = (finished_run / "results" / "tables" / "simclr_fps.md").read_text()
     assert "SimCLR bs1" in fps and "SimCLR bs4" in fps
+
+
+def test_chip_missing_here_shows_dash_with_the_reason(finished_run):
+    tables = finished_run / "results" / "tables"
+    fps = (tables / "simclr_fps.md").read_text()
+    header = fps.splitlines()[2]
+    assert "310P fp16 fps" in header and "310P (report)" in header
+    assert "310P: not available on this host: atc not found" in fps
+    row = next(line for line in fps.splitlines() if line.startswith("| SimCLR bs1 "))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "—"  # our 310P column: no figure for a chip that did not run
+    assert not (finished_run / "results" / "simclr" / "ascend310p").exists()
+
+
+def test_explicit_target_on_a_missing_chip_fails_with_one_line(finished_run):
+    result = snakemake(finished_run, "results/simclr/ascend310p/fp16/bs1/perf.json")
+    assert result.returncode != 0
+    errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert errors == ["error: chip ascend310p is not available on this host: atc not found "
+                      "(install the CANN toolkit and source "
+                      "/usr/local/Ascend/ascend-toolkit/set_env.sh)"], result.stderr
+    assert not (finished_run / "results" / "compiled" / "simclr" / "ascend310p").exists()
