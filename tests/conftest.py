@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from torch import nn
 
 from chipbench import cifar
 
@@ -55,3 +57,18 @@ def files_under(path: Path) -> list[str]:
 @pytest.fixture
 def workdir(tmp_path):
     return make_workdir(tmp_path / "run")
+
+
+def perturb_batchnorm(model: nn.Module, seed: int) -> nn.Module:
+    """Non-trivial BatchNorm parameters and statistics, so loading and BN folding matter."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.weight.copy_(1 + 0.1 * torch.randn(n, generator=gen))
+                m.bias.copy_(0.1 * torch.randn(n, generator=gen))
+                m.running_mean.copy_(0.1 * torch.randn(n, generator=gen))
+                m.running_var.copy_(1 + 0.2 * torch.rand(n, generator=gen))
+                m.num_batches_tracked.fill_(1234)
+    return model.eval()

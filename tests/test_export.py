@@ -11,24 +11,11 @@ from torch import nn
 
 from chipbench import export, models
 from chipbench.errors import UserError
+from tests.conftest import perturb_batchnorm
 
 
 def _inputs(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, 3, 32, 32), dtype=np.float32)
-
-
-def _perturb_bn(model: nn.Module, seed: int) -> nn.Module:
-    """Non-trivial BatchNorm statistics, so constant folding of BN into conv is exercised."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.weight.copy_(1 + 0.1 * torch.randn(n, generator=gen))
-                m.bias.copy_(0.1 * torch.randn(n, generator=gen))
-                m.running_mean.copy_(0.1 * torch.randn(n, generator=gen))
-                m.running_var.copy_(1 + 0.2 * torch.rand(n, generator=gen))
-    return model.eval()
 
 
 @pytest.fixture(
@@ -37,7 +24,7 @@ def _perturb_bn(model: nn.Module, seed: int) -> nn.Module:
 def exported(request, tmp_path_factory):
     """(arch, n_outputs, model, onnx path, folder) - one export per architecture per test run."""
     arch, n_out = request.param
-    model = _perturb_bn(models.build(arch, None, seed=0), seed=1)
+    model = perturb_batchnorm(models.build(arch, None, seed=0), seed=1)
     folder = tmp_path_factory.mktemp(f"export_{arch}")
     path = folder / "model.onnx"
     export.export_onnx(model, path, opset=17)

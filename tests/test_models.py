@@ -13,6 +13,7 @@ from torch import nn
 
 from chipbench import models
 from chipbench.errors import UserError
+from tests.conftest import perturb_batchnorm
 
 # Keys exactly as published checkpoints spell them (REFERENCE.md 1a, 1b).
 SIMCLR_PUBLISHED_KEYS = {
@@ -45,23 +46,8 @@ SIMCLRV2_PUBLISHED_KEYS = {
 }
 
 
-def _perturb_stats(model: nn.Module, seed: int) -> nn.Module:
-    """Give BatchNorm non-trivial affine params and running stats so loading them matters."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.weight.copy_(1 + 0.1 * torch.randn(n, generator=gen))
-                m.bias.copy_(0.1 * torch.randn(n, generator=gen))
-                m.running_mean.copy_(0.1 * torch.randn(n, generator=gen))
-                m.running_var.copy_(1 + 0.2 * torch.rand(n, generator=gen))
-                m.num_batches_tracked.fill_(1234)
-    return model.eval()
-
-
 def _source_model(arch: str, seed: int = 1) -> nn.Module:
-    return _perturb_stats(models.build(arch, None, seed=seed), seed)
+    return perturb_batchnorm(models.build(arch, None, seed=seed), seed)
 
 
 def _batch(n: int = 3, seed: int = 0) -> torch.Tensor:

@@ -147,9 +147,9 @@ def test_onnxruntime_gpu_availability_checks_the_device(monkeypatch):
 
     monkeypatch.setattr(onnxruntime, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(onnxruntime_gpu, "cuda_device_count", lambda: (0, "nvidia-smi -L"))
+    monkeypatch.setattr(tensorrt, "cuda_device_count", lambda: (0, "nvidia-smi -L"))
     assert onnxruntime_gpu.BACKEND.availability(CHIPS["t4_ort"]).reason.startswith("no CUDA device visible")
-    monkeypatch.setattr(onnxruntime_gpu, "cuda_device_count", lambda: (2, "torch.cuda"))
+    monkeypatch.setattr(tensorrt, "cuda_device_count", lambda: (2, "torch.cuda"))
     assert onnxruntime_gpu.BACKEND.availability(CHIPS["t4_ort"]).ok
 
 

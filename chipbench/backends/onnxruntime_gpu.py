@@ -18,7 +18,7 @@ import numpy as np
 
 from chipbench.backends.base import Availability, Backend, Runner
 from chipbench.backends.onnxruntime import MODEL_FILE, link_or_copy
-from chipbench.backends.tensorrt import cuda_device_count
+from chipbench.backends.tensorrt import cuda_device_availability
 from chipbench.errors import UserError
 
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -88,13 +88,7 @@ class OrtGpuBackend(Backend):
             return Availability(
                 False, f"onnxruntime has no {provider} (available: {', '.join(available)}): {INSTALL_HINT}"
             )
-        count, how = cuda_device_count()
-        device_id = int((chip.get("settings") or {}).get("device_id") or 0)
-        if count == 0:
-            return Availability(False, f"no CUDA device visible ({how}): check the NVIDIA driver with nvidia-smi")
-        if device_id >= count:
-            return Availability(False, f"CUDA device {device_id} does not exist ({count} visible, {how})")
-        return Availability(True)
+        return cuda_device_availability(int((chip.get("settings") or {}).get("device_id") or 0))
 
     def version(self) -> str:
         import onnxruntime

@@ -29,7 +29,7 @@ from chipbench import timing
 from chipbench.backends.base import Availability, Backend, Runner
 from chipbench.errors import UserError
 
-__all__ = ["BACKEND", "builder_config", "build_engine", "cuda_device_count", "open_cuda"]
+__all__ = ["BACKEND", "builder_config", "build_engine", "cuda_device_availability", "cuda_device_count", "open_cuda"]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 CUDA_BINDINGS = ("cuda-python", "pycuda", "torch")
@@ -134,6 +134,16 @@ def cuda_binding(preference: str | None = "auto") -> str | None:
             raise UserError(f"cuda_binding {preference!r} is not known: use auto or {', '.join(CUDA_BINDINGS)}")
         return preference if _binding_importable(preference) else None
     return next((b for b in CUDA_BINDINGS if _binding_importable(b)), None)
+
+
+def cuda_device_availability(device_id: int) -> Availability:
+    """Whether CUDA device `device_id` is visible."""
+    count, how = cuda_device_count()
+    if count == 0:
+        return Availability(False, f"no CUDA device visible ({how}): check the NVIDIA driver with nvidia-smi")
+    if device_id >= count:
+        return Availability(False, f"CUDA device {device_id} does not exist ({count} visible, {how})")
+    return Availability(True)
 
 
 def cuda_device_count() -> tuple[int, str]:
@@ -584,13 +594,7 @@ class TensorRTBackend(Backend):
         settings = chip.get("settings") or {}
         if cuda_binding(settings.get("cuda_binding") or "auto") is None:
             return Availability(False, f"no CUDA Python binding imports (cuda-python, pycuda or CUDA torch): {BINDING_HINT}")
-        count, how = cuda_device_count()
-        device_id = int(settings.get("device_id") or 0)
-        if count == 0:
-            return Availability(False, f"no CUDA device visible ({how}): check the NVIDIA driver with nvidia-smi")
-        if device_id >= count:
-            return Availability(False, f"CUDA device {device_id} does not exist ({count} visible, {how})")
-        return Availability(True)
+        return cuda_device_availability(int(settings.get("device_id") or 0))
 
     def version(self) -> str:
         try:
