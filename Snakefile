@@ -26,6 +26,7 @@ rule all:
     input:
         accuracy_results(),
         perf_results(),
+        compiled_results(),
         gate_results(),
         table_files(),
     default_target: True

@@ -111,10 +111,22 @@ class Plan:
     models: dict[str, dict]
     chips: dict[str, dict]
     availability: dict[str, Availability] = field(default_factory=dict)
+    timing: dict[str, Availability] = field(default_factory=dict)
 
     @property
     def unavailable(self) -> dict[str, str]:
+        """Chips that cannot run here at all, with the reason."""
         return {c: a.reason for c, a in self.availability.items() if not a.ok}
+
+    @property
+    def untimed(self) -> dict[str, str]:
+        """Chips that cannot be timed here (unavailable, or compiled and scored without the
+        device), with the reason."""
+        reasons = dict(self.unavailable)
+        for chip, timing in self.timing.items():
+            if chip not in reasons and not timing.ok:
+                reasons[chip] = f"throughput needs the device: {timing.reason}"
+        return reasons
 
     def chips_of(self, model: str) -> list[str]:
         return list(self.models[model].get("chips") or self.chips)
@@ -143,14 +155,18 @@ class Plan:
             if self.availability[c].ok and (not selected or self._selected(m, c, p))
         ]
 
-    def perf_cells(self, selected: bool = True) -> list[tuple[str, str, str, int]]:
-        """(model, chip, precision, batch size) of every throughput result to compute."""
+    def compile_cells(self, selected: bool = True) -> list[tuple[str, str, str, int]]:
+        """(model, chip, precision, batch size) of every artefact to compile, timed or not."""
         return [
             (m, c, p, b)
             for m, c, p in self.accuracy_cells(selected)
             for b in self.batch_sizes(m, c)
             if not selected or self._selected(m, c, p, b)
         ]
+
+    def perf_cells(self, selected: bool = True) -> list[tuple[str, str, str, int]]:
+        """(model, chip, precision, batch size) of every throughput result to compute."""
+        return [cell for cell in self.compile_cells(selected) if self.timing[cell[1]].ok]
 
     @property
     def gate_reference(self) -> tuple[str, str] | None:
@@ -277,10 +293,12 @@ def resolve(config: dict, base_dir: Path, check_availability: bool = True) -> Pl
                 f"use one of {one_of(known)}"
             )
     for name, chip in chips.items():
+        backend = backends.get(chip["backend"])
         plan.availability[name] = (
-            backends.get(chip["backend"]).availability(chip)
-            if check_availability
-            else Availability(True)
+            backend.availability(chip) if check_availability else Availability(True)
+        )
+        plan.timing[name] = (
+            backend.timing_availability(chip) if check_availability else Availability(True)
         )
     return plan
 

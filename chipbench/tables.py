@@ -331,6 +331,7 @@ def accuracy_table(
                 "NaN or infinity and were counted as wrong"
             )
     notes += _gate_notes(used, labels)
+    notes += _source_notes(used, labels)
     batches = _unique(
         f"{labels.row(r['chip'])} {r['precision']} bs{r['batch_size']}"
         for r in used
@@ -360,6 +361,26 @@ def _gate_notes(records: Sequence[Mapping], labels: _Labels) -> list[str]:
                 f"{100 * gate['min_relative_accuracy']:g} % of the reference "
                 f"({labels.row(gate['reference_chip'])} {gate['reference_precision']}, "
                 f"{gate['reference_accuracy']:.2f})"
+            )
+    return notes
+
+
+def _source_notes(records: Sequence[Mapping], labels: _Labels) -> list[str]:
+    """Which path produced each figure that the device itself did not run, and its cross-check."""
+    notes = []
+    for record in records:
+        source = record.get("source", "device")
+        if source != "device":
+            notes.append(f"{labels.row(record['chip'])} {record['precision']}: source {source}")
+        check = record.get("crosscheck")
+        if check:
+            verdict = "exact" if check.get("exact") else (
+                f"max |diff| {check['max_abs_diff']:.3g} of outputs up to "
+                f"{check['max_abs_output']:.3g}")
+            notes.append(
+                f"{labels.row(record['chip'])} {record['precision']}: cross-checked against the "
+                f"{check['reference']} on {check['n_images']} seeded images: {verdict}, "
+                f"{'within' if check['passed'] else 'OUTSIDE'} tolerance"
             )
     return notes
 
@@ -436,6 +457,51 @@ def latency_table(
     ]
     notes += _report_notes(pub, ["per_image_ms"], _unique(e["chip"] for e in _entries(pub, "per_image_ms")))
     return _frame(columns), notes
+
+
+def estimates_table(
+    model: str, manifests: Iterable[Mapping], published: Mapping, chip_labels: Mapping[str, str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Compiler latency estimates (no device here) beside the report's measured figures.
+
+    ``manifests``: compiled.json contents carrying ``chip``, ``precision``, ``batch_size`` and
+    ``estimated_latency_ms`` (ms per batch). Estimates are never mixed with measured figures:
+    every column says "estimated (cmodel)".
+    """
+    pub = (published or {}).get(model) or {}
+    labels = _Labels(chip_labels, pub)
+    reported = {
+        (e["chip"], e["precision"], int(b)): v
+        for e in _entries(pub, "calculate_time_ms")
+        for b, v in (e.get("by_batch") or {}).items()
+    }
+    decimals = _block(pub, "calculate_time_ms").get("decimals", 2)
+    rows = sorted(
+        (m for m in manifests if m.get("estimated_latency_ms") is not None),
+        key=lambda m: (m["chip"], _precision_rank(m["precision"]), m["batch_size"]),
+    )
+    cells: dict[str, list[str]] = {name: [] for name in (
+        "Model", "estimated (cmodel) ms per batch", "estimated (cmodel) fps",
+        "report calculate time ms", "estimate / report")}
+    for m in rows:
+        ms, batch = float(m["estimated_latency_ms"]), int(m["batch_size"])
+        report = reported.get((m["chip"], m["precision"], batch))
+        cells["Model"].append(f"{labels.row(m['chip'])} {m['precision']} bs{batch}")
+        cells["estimated (cmodel) ms per batch"].append(f"{ms:.3f}")
+        cells["estimated (cmodel) fps"].append(f"{1000 * batch / ms:.0f}")
+        cells["report calculate time ms"].append(MISSING if report is None else _fmt(report, decimals))
+        cells["estimate / report"].append(MISSING if report is None else f"{ms / report:.2f}")
+    notes = [
+        "estimated (cmodel): the compiler's cycle-model latency for one batch "
+        "(model_deploy --debug, compiler_profile_0.txt), not a measurement; fps = 1000 × "
+        "batch size / estimated ms"
+    ]
+    notes += _report_notes(pub, ["calculate_time_ms"], _unique(m["chip"] for m in rows))
+    return _frame(cells), notes
+
+
+def _precision_rank(precision: str) -> int:
+    return PRECISION_ORDER.index(precision) if precision in PRECISION_ORDER else len(PRECISION_ORDER)
 
 
 # ---------------------------------------------------------------------------------------- fps

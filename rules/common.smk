@@ -159,12 +159,21 @@ def perf_results(model=None, selected=True):
     ]
 
 
+def compiled_results(model=None, selected=True):
+    """Every compiled artefact folder (an untimed chip's compiler estimates live there)."""
+    return sorted({
+        compiled_dir(m, c, p, b)
+        for m, c, p, b in PLAN.compile_cells(selected)
+        if model in (None, m)
+    })
+
+
 def table_files():
     models = {m for m, _, _ in PLAN.accuracy_cells()}
     return [
         f"results/tables/{m}_{kind}.{ext}"
         for m in sorted(models)
-        for kind in ("accuracy", "gate", "latency", "fps")
+        for kind in ("accuracy", "gate", "latency", "fps", "estimates")
         for ext in ("md", "csv")
     ]
 
@@ -175,6 +184,7 @@ def checkpoint_input(wildcards):
 
 
 def calibration_input(wildcards):
-    if wildcards.precision == "int8":
+    backend = backends.get(PLAN.chips[wildcards.chip]["backend"])
+    if backend.needs_calibration(wildcards.precision):
         return f"results/data/{wildcards.model}/calibration_inputs.npy"
     return []

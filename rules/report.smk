@@ -40,7 +40,7 @@ rule tabulate_fps:
         model=model_entry,
         chips=lambda wc: PLAN.chips_of(wc.model),
         chip_entries=PLAN.chips,
-        unavailable=PLAN.unavailable,
+        unavailable=PLAN.untimed,
         batch_sizes=lambda wc: sorted(
             {b for c in PLAN.chips_of(wc.model) for b in PLAN.batch_sizes(wc.model, c)}
         ),
@@ -52,3 +52,21 @@ rule tabulate_fps:
         "../envs/main.yaml"
     script:
         "../workflow_scripts/tabulate_fps.py"
+
+
+rule tabulate_estimates:
+    input:
+        lambda wc: compiled_results(wc.model),
+    output:
+        md="results/tables/{model}_estimates.md",
+        csv="results/tables/{model}_estimates.csv",
+    params:
+        compiled=lambda wc: compiled_results(wc.model, selected=False),
+        model=model_entry,
+        chip_entries=PLAN.chips,
+    log:
+        "logs/tabulate_estimates/{model}.log",
+    conda:
+        "../envs/main.yaml"
+    script:
+        "../workflow_scripts/tabulate_estimates.py"

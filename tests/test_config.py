@@ -40,12 +40,17 @@ def test_key_description_is_the_deepest_documented_key():
     assert cfg.key_description(SCHEMA, ["batch_sizes", 2]).startswith("Batch sizes to time")
 
 
-def test_default_matrix_is_both_models_on_cpu_fp32_bs1_to_64(tmp_path):
+def test_default_matrix_runs_on_cpu_and_lists_the_reports_chips(tmp_path):
     plan = cfg.resolve(base_config(), tmp_path)
-    assert plan.accuracy_cells() == [("simclr", "cpu", "fp32"), ("simclrv2", "cpu", "fp32")]
-    assert [b for m, c, p, b in plan.perf_cells() if m == "simclr"] == [1, 4, 8, 16, 32, 64]
+    cpu_cells = [cell for cell in plan.accuracy_cells() if cell[1] == "cpu"]
+    assert cpu_cells == [("simclr", "cpu", "fp32"), ("simclrv2", "cpu", "fp32")]
+    assert [b for m, c, p, b in plan.perf_cells() if (m, c) == ("simclr", "cpu")] == [
+        1, 4, 8, 16, 32, 64]
     assert plan.accuracy_batch_size("simclr", "cpu") == 64
-    assert plan.unavailable == {}
+    # no Ascend toolkit nor GPU here: listed, not scheduled, and untimed with the reason
+    assert {"ascend310", "ascend310p", "t4"} <= set(plan.unavailable)
+    assert not [cell for cell in plan.compile_cells() if cell[1] in plan.unavailable]
+    assert set(plan.unavailable) <= set(plan.untimed)
 
 
 def test_selection_narrows_what_runs_not_the_matrix(tmp_path):

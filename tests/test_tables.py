@@ -563,3 +563,31 @@ def test_latency_table_ours_then_the_reports_rows(published):
     assert df.iloc[-1].tolist() == ["BM1684X int8 bs4 (report)", "0.10", "0.81", "0.11"]
     assert len(df) == 5
     assert notes[0].startswith("ours: wall time per model input over the whole accuracy run")
+
+
+def test_estimates_never_pass_for_measurements_and_sit_beside_the_report(published):
+    manifests = [
+        {"chip": "bm1684x", "precision": "int8", "batch_size": 4, "estimated_latency_ms": 0.64},
+        {"chip": "bm1684x", "precision": "fp32", "batch_size": 1, "estimated_latency_ms": 2.34},
+        {"chip": "cpu", "precision": "fp32", "batch_size": None},  # no estimate: left out
+    ]
+    df, notes = tables.estimates_table("simclrv2", manifests, published, {"bm1684x": "BM1684X"})
+    assert df.values.tolist() == [
+        ["BM1684X fp32 bs1", "2.340", "427", "3.69", "0.63"],
+        ["BM1684X int8 bs4", "0.640", "6250", "0.50", "1.28"],
+    ]
+    assert list(df.columns)[1:3] == ["estimated (cmodel) ms per batch", "estimated (cmodel) fps"]
+    assert notes[0].startswith("estimated (cmodel): the compiler's cycle-model latency")
+
+
+def test_accuracy_names_a_simulated_source_and_its_crosscheck(published):
+    record = acc("bm1684x", "int8", 10.0, model="simclrv2", metric="top1",
+                 source="tpu_mlir: simulated on the host",
+                 crosscheck={"reference": "bmodel on the cmodel simulator", "n_images": 32,
+                             "exact": True, "passed": True, "max_abs_diff": 0.0,
+                             "max_abs_output": 3.0})
+    _, notes = tables.accuracy_table("simclrv2", [record], ["bm1684x"], ["int8"], {},
+                                     published, {"bm1684x": "BM1684X"})
+    assert "BM1684X int8: source tpu_mlir: simulated on the host" in notes
+    assert ("BM1684X int8: cross-checked against the bmodel on the cmodel simulator on 32 "
+            "seeded images: exact, within tolerance") in notes

@@ -26,7 +26,10 @@ def main(smk):
         smk.wildcards.model, smk.wildcards.chip, smk.wildcards.precision,
         read_json(smk.input.weights), backend, runner,
     )
-    record.update(scored, batch_size=smk.params.batch_size)
+    record.update(scored, batch_size=smk.params.batch_size, source=runner.result_source)
+    crosscheck = runner.crosscheck()
+    if crosscheck is not None:
+        record["crosscheck"] = crosscheck
     record["per_image_ms"] = {
         "preprocess": read_json(smk.input.preprocess)["per_input_ms"],
         "inference": 1000 * (inferred - started) / len(inputs),

@@ -45,6 +45,9 @@ class Runner(ABC):
     #: What a vendor tool reports beside the latencies of the last `benchmark` (host-device
     #: copies, host latency, the tool's own summary); copied into perf.json.
     benchmark_extra: dict = {}
+    #: What produced this runner's outputs, named in the accuracy tables: "device" when the
+    #: chip itself ran them, otherwise e.g. a bit-accurate simulation on the host.
+    result_source: str = "device"
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -84,6 +87,11 @@ class Runner(ABC):
         """Runtime knobs in force, recorded in every result."""
         return {}
 
+    def crosscheck(self) -> dict | None:
+        """After `run_all`: a check of its outputs against a slower, more faithful path (e.g.
+        the simulator of the real artefact), recorded beside the accuracy. None when none."""
+        return None
+
     def benchmark(self, batch: np.ndarray, protocol: dict) -> np.ndarray:
         """Per-iteration latencies (ms) of running `batch` under the core timing protocol.
 
@@ -108,6 +116,15 @@ class Backend(ABC):
     @abstractmethod
     def availability(self, chip: dict) -> Availability:
         """Check toolchain and device without side effects."""
+
+    def timing_availability(self, chip: dict) -> Availability:
+        """Whether throughput can be measured here. Backends that compile and score on the
+        host but time only on the device (a simulator's speed is no chip figure) override."""
+        return self.availability(chip)
+
+    def needs_calibration(self, precision: str) -> bool:
+        """Whether compiling at `precision` reads the calibration set (training images)."""
+        return precision == "int8"
 
     @abstractmethod
     def version(self) -> str:
