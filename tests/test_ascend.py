@@ -125,6 +125,7 @@ def test_presets_resolve_in_a_plan_and_are_reported_unavailable_here():
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["chips"] = {"cpu": None, "ascend310": None, "ascend310p": None, "t4": None, "t4_ort": None}
+    config["models"] = {"simclr": {"checkpoint": None}}
     plan = resolve(config, REPO)
     assert plan.availability["cpu"].ok
     unavailable = plan.unavailable

@@ -472,11 +472,10 @@ def test_tiny_model_through_tpu_mlir(toolchain, tmp_path, precision):
     runner = backend.open(out_dir, chip, 2)
     try:
         outputs = runner.run_all(inputs, 2)
-        settings = runner.settings()
+        check = runner.crosscheck()
     finally:
         runner.close()
     assert outputs.shape == (7, 10)
-    check = settings["crosscheck"]
     assert check["n_images"] == 5 and check["passed"], check
     if precision == "int8":
         assert check["exact"], check  # tpu.mlir reproduces the cmodel bit for bit
