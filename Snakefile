@@ -10,6 +10,11 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/config.yaml"
 
 
+# Front page of `snakemake --report results/report.html` (captions of every table and figure
+# are in report/ too).
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/export.smk"

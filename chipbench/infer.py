@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chipbench import host, metrics
+from chipbench import host, metrics, provenance
 from chipbench.backends import Runner
 from chipbench.errors import UserError
 
@@ -24,8 +24,24 @@ def score(metric: str, outputs: np.ndarray, labels: np.ndarray, settings: dict, 
     raise UserError(f"unknown metric {metric!r}: use pair_top1 or top1")
 
 
-def base_record(model: str, chip: str, precision: str, weights: dict, backend, runner: Runner) -> dict:
-    """Keys every result record carries (docs/DESIGN.md, "Result records")."""
+def base_record(
+    model: str,
+    chip: str,
+    precision: str,
+    weights: dict,
+    backend,
+    runner: Runner,
+    config: dict | None = None,
+    onnx=None,
+    threads: int | None = None,
+    protocol: dict | None = None,
+) -> dict:
+    """Keys every result record carries (docs/DESIGN.md, "Result records").
+
+    ``config`` (the run's config), ``onnx`` (the model.onnx the artefact was compiled from),
+    ``threads`` (the job's threads) and ``protocol`` (the timing protocol of a throughput
+    run; None for an accuracy run) go into ``provenance`` (chipbench.provenance.collect).
+    """
     return {
         "model": model,
         "chip": chip,
@@ -37,4 +53,7 @@ def base_record(model: str, chip: str, precision: str, weights: dict, backend, r
             "version": backend.version(),
             "settings": runner.settings(),
         },
+        "provenance": provenance.collect(
+            config=config, onnx=onnx, threads=threads, protocol=protocol, runner=runner
+        ),
     }

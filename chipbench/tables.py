@@ -10,14 +10,21 @@ Report figures are shown as published, in the report's unit (fps for the SimCLR 
 bmrt_test calculate time in ms for the SimCLRv2 report), never converted; the reports' own
 inconsistencies are repeated in the notes.
 
-Everything here is pure except :func:`load_published` and :func:`write_table`; identical
-inputs give byte-identical files.
+Results copied from other hosts (``results/imported/<label>/``, the layout of ``results/``)
+are read with :func:`read_records` (``imported=``), which tags each record with
+``imported: {"label", "path"}``; :func:`merge_records` then settles cells claimed by more
+than one record (this host's results first, then the newest, every other claim named in a
+note). Imported cells carry `` [<label>]`` and are shown even for chips unavailable here.
+
+Everything here is pure except :func:`load_published`, :func:`read_records` and
+:func:`write_table`; identical inputs give byte-identical files.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from chipbench import provenance
 from chipbench.errors import UserError
 
 __all__ = [
@@ -33,6 +41,8 @@ __all__ = [
     "fps_table",
     "host_label",
     "load_published",
+    "merge_records",
+    "read_records",
     "to_markdown",
     "weights_label",
     "write_table",
@@ -159,7 +169,17 @@ def _provenance_notes(records: Sequence[Mapping], labels: _Labels) -> list[str]:
         )
     for runtime in sorted(runtimes):
         notes.append(f"runtime of {', '.join(sorted(runtimes[runtime]))}: {runtime}")
+    notes += provenance.summary_lines(records, cell=lambda r: _cell_name(r, labels))
+    notes += _import_notes(records)
     return notes
+
+
+def _cell_name(record: Mapping, labels: "_Labels | None" = None) -> str:
+    chip = labels.row(record["chip"]) if labels is not None else record.get("chip")
+    text = f"{chip} {record.get('precision')}"
+    if "throughput_fps" in record and record.get("batch_size") is not None:
+        text += f" bs{record['batch_size']}"
+    return text + source_suffix(record)
 
 
 BLOCK_NAMES = {
@@ -213,10 +233,13 @@ def _unique(items: Iterable) -> list:
 
 
 def _index(records: Iterable[Mapping], model: str, unavailable: Mapping, key) -> dict:
-    """Records of `model` by `key(record)`; chips marked unavailable are dropped."""
+    """Records of `model` by `key(record)`; this host's records of chips marked unavailable
+    are dropped (stale), records imported from other hosts are kept."""
     index = {}
     for record in records:
-        if record.get("model") != model or record.get("chip") in unavailable:
+        if record.get("model") != model:
+            continue
+        if record.get("chip") in unavailable and not record.get("imported"):
             continue
         k = key(record)
         if k in index:
@@ -277,9 +300,14 @@ def accuracy_table(
     """
     pub = (published or {}).get(model) or {}
     labels = _Labels(chip_labels, pub)
+    records = list(records)
+
+    def in_matrix(r) -> bool:
+        return r.get("chip") in chips and r.get("precision") in precisions
+
     by_cell = _index(
-        (r for r in records if r.get("chip") in chips and r.get("precision") in precisions),
-        model, unavailable, lambda r: (r["chip"], r["precision"]),
+        (r for r in records if in_matrix(r)), model, unavailable,
+        lambda r: (r["chip"], r["precision"]),
     )
     report_entries = _entries(pub, "accuracy")
     decimals = _block(pub, "accuracy").get("decimals", 2)
@@ -317,6 +345,7 @@ def accuracy_table(
 
     used = [by_cell[k] for k in sorted(by_cell)]
     notes = _accuracy_metric_notes(used)
+    notes += _outside_notes(records, model, in_matrix, labels)
     notes += _unavailable_notes(rows, unavailable, labels)
     notes += [
         f"{labels.row(chip)}: report figures only (not among this run's chips)"
@@ -347,7 +376,9 @@ def accuracy_table(
 def _accuracy_cell(record: Mapping) -> str:
     text = f"{float(record['accuracy']):.2f}"
     gate = record.get("gate")
-    return text + f" {GATE_FAILED}" if gate and not gate["passed"] else text
+    if gate and not gate["passed"]:
+        text += f" {GATE_FAILED}"
+    return text + source_suffix(record)
 
 
 def _gate_notes(records: Sequence[Mapping], labels: _Labels) -> list[str]:
@@ -398,7 +429,7 @@ def gate_table(records: Iterable[Mapping], chip_labels: Mapping[str, str]) -> tu
                        if r["precision"] in PRECISION_ORDER else len(PRECISION_ORDER)),
     )
     columns: dict[str, list[str]] = {
-        "Chip": [labels.row(r["chip"]) for r in rows],
+        "Chip": [labels.row(r["chip"]) + source_suffix(r) for r in rows],
         "Precision": [r["precision"] for r in rows],
         "Accuracy": [f"{r['accuracy']:.2f}" for r in rows],
         "Reference": [f"{r['gate']['reference_accuracy']:.2f}" for r in rows],
@@ -442,7 +473,8 @@ def latency_table(
         (r for r in records if r.get("per_image_ms")), key=lambda r: (r["chip"], r["precision"])
     ):
         times = record["per_image_ms"]
-        rows.append([f"{labels.row(record['chip'])} {record['precision']} bs{record['batch_size']}"]
+        rows.append([f"{labels.row(record['chip'])} {record['precision']} bs{record['batch_size']}"
+                     f"{source_suffix(record)}"]
                     + [f"{times[k]:.3f}" for k in LATENCY_STAGES])
     for entry in _entries(pub, "per_image_ms"):
         rows.append([f"{labels.short(entry['chip'])} {entry['precision']} bs{entry['batch_size']} (report)"]
@@ -549,17 +581,22 @@ def fps_table(
     report_batches = {int(b) for e in fps_entries + time_entries for b in (e.get("by_batch") or {})}
     batches = sorted({int(b) for b in batch_sizes} | report_batches)
     ours = {int(b) for b in batch_sizes}
+    records = list(records)
+
+    def in_matrix(r) -> bool:
+        return (r.get("chip"), r.get("precision")) in columns and int(r.get("batch_size", -1)) in ours
+
     by_cell = _index(
-        (r for r in records if (r.get("chip"), r.get("precision")) in columns
-         and int(r.get("batch_size", -1)) in ours),
-        model, unavailable, lambda r: (r["chip"], r["precision"], int(r["batch_size"])),
+        (r for r in records if in_matrix(r)), model, unavailable,
+        lambda r: (r["chip"], r["precision"], int(r["batch_size"])),
     )
 
     def noisy(record) -> bool:
         return record is not None and float(record.get("cv", 0.0)) > cv_threshold
 
     def fps_text(record) -> str:
-        return f"{float(record['throughput_fps']):.0f}" + (NOISY if noisy(record) else "")
+        return (f"{float(record['throughput_fps']):.0f}" + (NOISY if noisy(record) else "")
+                + source_suffix(record))
 
     def best(chip, precision):
         found = [by_cell.get((chip, precision, b)) for b in batches]
@@ -662,6 +699,7 @@ def fps_table(
             "raise timing.min_seconds"
         )
     notes += _unavailable_notes(_unique(c for c, _ in columns), unavailable, labels)
+    notes += _outside_notes(records, model, in_matrix, labels)
     notes += ratio_notes
     report_chips = _unique(e["chip"] for e in fps_entries + time_entries)
     notes += _report_notes(pub, ["fps", "best", "ratios", "calculate_time_ms"], report_chips)
@@ -717,11 +755,237 @@ def write_table(df: pd.DataFrame, md_path, csv_path, title: str, notes: Sequence
     _write_atomic(Path(csv_path), df.to_csv(index=False, lineterminator="\n"))
 
 
-def read_records(paths: Iterable) -> list[dict]:
-    """The result records among `paths` that exist (a targeted run has computed only some)."""
+# ------------------------------------------------------------------------- records, imported
+
+#: Folder under results/ holding other hosts' results, one ``<label>/`` each.
+IMPORTED_DIR = "imported"
+
+
+def source_suffix(record: Mapping) -> str:
+    """`` [label]`` for a record imported from results/imported/<label>/, else nothing."""
+    imported = record.get("imported")
+    return f" [{imported['label']}]" if imported else ""
+
+
+def _source_name(record: Mapping) -> str:
+    imported = record.get("imported")
+    return f"results/{IMPORTED_DIR}/{imported['label']}" if imported else "this host's results"
+
+
+def imported_label(path: Path | str) -> str:
+    """The ``<label>`` of ``…/results/imported/<label>/<model>/…``."""
+    parts = Path(path).parts
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == IMPORTED_DIR and i + 1 < len(parts) - 1:
+            return parts[i + 1]
+    raise UserError(
+        f"{path} is not under results/{IMPORTED_DIR}/<label>/: copy other hosts' results/ "
+        f"trees to results/{IMPORTED_DIR}/<label>/"
+    )
+
+
+def read_records(paths: Iterable, imported: Iterable = ()) -> list[dict]:
+    """The result records among `paths` that exist (a targeted run has computed only some),
+    then those among `imported` (records copied from other hosts under
+    ``results/imported/<label>/``), each tagged ``imported: {"label", "path"}`` and keeping
+    its own ``host``. Pass the result to :func:`merge_records` before tabulating."""
     records = []
     for path in map(Path, paths):
         if path.is_file():
             with open(path, encoding="utf-8") as handle:
                 records.append(json.load(handle))
+    for path in sorted(map(Path, imported)):
+        if path.is_file():
+            with open(path, encoding="utf-8") as handle:
+                record = json.load(handle)
+            record["imported"] = {"label": imported_label(path), "path": str(path)}
+            records.append(record)
     return records
+
+
+def accuracy_key(record: Mapping) -> tuple:
+    """The cell of an accuracy (or gate) record: model, chip, precision."""
+    return record.get("model"), record.get("chip"), record.get("precision")
+
+
+def perf_key(record: Mapping) -> tuple:
+    """The cell of a throughput record: model, chip, precision, batch size."""
+    return record.get("model"), record.get("chip"), record.get("precision"), int(record.get("batch_size", -1))
+
+
+def record_time(record: Mapping) -> float:
+    """When the record was made: ``finished_at`` (throughput) or ``provenance.recorded_at``."""
+    value = record.get("finished_at") or (record.get("provenance") or {}).get("recorded_at")
+    return float(value) if value is not None else 0.0
+
+
+def _when(record: Mapping) -> str:
+    seconds = record_time(record)
+    if not seconds:
+        return "time not recorded"
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _figure(record: Mapping) -> str:
+    if "throughput_fps" in record:
+        return f"{float(record['throughput_fps']):.0f} fps"
+    if "accuracy" in record:
+        return f"{float(record['accuracy']):.2f} %"
+    return "a figure"
+
+
+def _same_measurement(a: Mapping, b: Mapping) -> bool:
+    strip = lambda r: {k: v for k, v in r.items() if k != "imported"}  # noqa: E731
+    return strip(a) == strip(b)
+
+
+def merge_records(records: Iterable[Mapping], key=perf_key) -> tuple[list[dict], list[str]]:
+    """One record per cell (``key(record)``), and a note for every claim not shown.
+
+    Rule: this host's record wins over imported ones; among imported records, the newest
+    (:func:`record_time`) wins, ties going to the first label in sorted order. A claim not
+    shown is never dropped silently: a note names both sources, their hosts, times and
+    figures. An imported exact copy of the shown record is noted as a duplicate. Two of this
+    host's records for one cell cannot come from one results tree and are an error.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault(key(record), []).append(dict(record))
+    merged, notes = [], []
+    for cell in groups:
+        group = groups[cell]
+        local = [r for r in group if not r.get("imported")]
+        if len(local) > 1:
+            raise ValueError(f"two result records of this host for {' '.join(map(str, cell))}")
+        if local:
+            winner = local[0]
+        else:
+            ordered = sorted(group, key=lambda r: r["imported"]["label"])
+            winner = max(ordered, key=record_time)  # max keeps the first of equal times
+        merged.append(winner)
+        name = f"{cell[1]} {cell[2]}" + (f" bs{cell[3]}" if len(cell) > 3 else "")
+        rule = "this host's results win" if not winner.get("imported") else "the newest wins"
+        for other in group:
+            if other is winner:
+                continue
+            if _same_measurement(other, winner):
+                notes.append(
+                    f"{cell[0]} {name}: {_source_name(other)} holds a copy of the record shown "
+                    f"(from {_source_name(winner)}); counted once"
+                )
+                continue
+            winner_host = host_label(winner.get("host") or {})
+            other_host = host_label(other.get("host") or {})
+            kind = ("same host" if winner_host == other_host
+                    else f"conflict between hosts {winner_host} and {other_host}")
+            notes.append(
+                f"{cell[0]} {name}: {kind}: shown {_figure(winner)} from "
+                f"{_source_name(winner)} ({_when(winner)}); not shown {_figure(other)} from "
+                f"{_source_name(other)} ({_when(other)}) — {rule}"
+            )
+    return merged, notes
+
+
+def attach_gates(records: Iterable[dict], gates: Iterable[Mapping]) -> None:
+    """Copy each gate record's ``gate`` and ``agreement`` into the accuracy record of the same
+    cell from the same source (this host's gates to this host's records, an import's to its own)."""
+    by_cell = {
+        (source_suffix(g), g.get("chip"), g.get("precision")): g for g in gates
+    }
+    for record in records:
+        gate = by_cell.get((source_suffix(record), record.get("chip"), record.get("precision")))
+        if gate:
+            record.update({k: v for k, v in gate.items() if k in ("gate", "agreement")})
+
+
+def _import_notes(records: Sequence[Mapping]) -> list[str]:
+    hosts: dict[str, set[str]] = {}
+    for record in records:
+        if record.get("imported"):
+            hosts.setdefault(record["imported"]["label"], set()).add(host_label(record.get("host") or {}))
+    return [
+        f"cells marked [{label}]: measured on {'; '.join(sorted(hosts[label]))}, imported from "
+        f"results/{IMPORTED_DIR}/{label}/"
+        for label in sorted(hosts)
+    ]
+
+
+def _outside_notes(records: Iterable[Mapping], model: str, in_matrix, labels: "_Labels") -> list[str]:
+    """Imported records of `model` that no cell of this table holds: named, never dropped silently."""
+    outside = [
+        _cell_name(r, labels) for r in records
+        if r.get("imported") and r.get("model") == model and not in_matrix(r)
+    ]
+    if not outside:
+        return []
+    return ["imported results outside this table's chips, precisions or batch sizes (not shown): "
+            + ", ".join(_unique(outside))]
+
+
+# ---------------------------------------------------------------------------------- html view
+
+_HTML_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.2em;
+       color: #1f2937; }
+h1 { font-size: 1.25em; margin: 0 0 .8em 0; }
+table { border-collapse: collapse; font-size: .86em; margin-bottom: 1.2em; }
+th, td { border: 1px solid #d1d5db; padding: .3em .55em; vertical-align: top; }
+th { background: #f3f4f6; text-align: center; }
+td { text-align: right; white-space: nowrap; }
+td.left { text-align: left; }
+td.text { text-align: left; white-space: normal; min-width: 26em; }
+td:first-child { text-align: left; }
+tr:nth-child(even) td { background: #f9fafb; }
+td.missing { color: #9ca3af; }
+ul { font-size: .86em; line-height: 1.45; max-width: 75em; }
+"""
+
+
+_NUMBER = re.compile(r"^[+-]?\d")
+
+
+def parse_markdown_table_file(text: str) -> tuple[str, list[str]]:
+    """The ``# title`` and the bullet notes of a file written by :func:`write_table`."""
+    lines = text.splitlines()
+    title = lines[0][2:].strip() if lines and lines[0].startswith("# ") else ""
+    notes = [line[2:] for line in lines if line.startswith("- ")]
+    return title, notes
+
+
+def html_page(title: str, df: pd.DataFrame, notes: Sequence[str]) -> str:
+    """A small self-contained HTML page: the table and its notes (for the report's viewer)."""
+    import html
+
+    def numeric(column) -> bool:
+        figures = [str(v) for v in column if str(v) not in (MISSING, "")]
+        return bool(figures) and sum(bool(_NUMBER.match(v)) for v in figures) * 2 >= len(figures)
+
+    long_columns = {i for i in range(df.shape[1]) if any(len(str(v)) > 40 for v in df.iloc[:, i])}
+    left_columns = {i for i in range(1, df.shape[1]) if not numeric(df.iloc[:, i])}
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for values in df.itertuples(index=False):
+        cells = []
+        for i, value in enumerate(values):
+            classes = [c for c, on in (("text", i in long_columns), ("left", i in left_columns),
+                                       ("missing", value == MISSING)) if on]
+            attribute = f' class="{" ".join(classes)}"' if classes else ""
+            cells.append(f"<td{attribute}>{html.escape(str(value))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    body = "\n".join(rows) if rows else f'<tr><td colspan="{len(df.columns)}">no rows</td></tr>'
+    items = "".join(f"<li>{html.escape(note)}</li>\n" for note in notes)
+    return (
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title><style>{_HTML_STYLE}</style></head><body>\n"
+        f"<h1>{html.escape(title)}</h1>\n<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n"
+        f"</tbody></table>\n<ul>\n{items}</ul>\n</body></html>\n"
+    )
+
+
+def write_html_view(md_path, csv_path, html_path) -> None:
+    """The HTML view of a table written by :func:`write_table` (its CSV and its notes)."""
+    title, notes = parse_markdown_table_file(Path(md_path).read_text(encoding="utf-8"))
+    df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    _write_atomic(Path(html_path), html_page(title, df, notes))

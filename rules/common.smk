@@ -1,4 +1,5 @@
 # Config validation, the benchmark matrix, target lists and wildcard constraints.
+import glob
 import json
 import os
 import sys
@@ -169,12 +170,19 @@ def compiled_results(model=None, selected=True):
 
 
 def table_files():
-    models = {m for m, _, _ in PLAN.accuracy_cells()}
+    """Every file the report rules write: the tables (Markdown, CSV, HTML view), the figures
+    and their provenance captions (all shown by `snakemake --report results/report.html`)."""
+    models = sorted({m for m, _, _ in PLAN.accuracy_cells()})
     return [
         f"results/tables/{m}_{kind}.{ext}"
-        for m in sorted(models)
-        for kind in ("accuracy", "gate", "latency", "fps", "estimates")
-        for ext in ("md", "csv")
+        for m in models
+        for kind in ("accuracy", "gate", "latency", "fps", "estimates", "reproduction")
+        for ext in ("md", "csv", "html")
+    ] + [
+        f"results/plots/{m}_{kind}.{ext}"
+        for m in models
+        for kind in ("fps", "latency", "accuracy")
+        for ext in ("png", "rst")
     ]
 
 
@@ -188,3 +196,51 @@ def calibration_input(wildcards):
     if backend.needs_calibration(wildcards.precision):
         return f"results/data/{wildcards.model}/calibration_inputs.npy"
     return []
+
+
+# Report helpers (rules/report.smk): imported results, report() wrappers, table views.
+IMPORTED_PATTERNS = {
+    "accuracy": "*/*/accuracy.json",
+    "gate": "*/*/gate.json",
+    "perf": "*/*/bs*/perf.json",
+}
+
+
+def imported_results(kind):
+    """Input function: result files of `kind` that other hosts made, copied under
+    results/imported/<label>/<model>/<chip>/<precision>/... (docs/DESIGN.md, "Other hosts")."""
+
+    def paths(wildcards):
+        return sorted(glob.glob(f"results/imported/*/{wildcards.model}/{IMPORTED_PATTERNS[kind]}"))
+
+    return paths
+
+
+def model_title(wildcards):
+    return PLAN.models[wildcards.model]["title"]
+
+
+def reported(path, category, caption, **labels):
+    """`path` marked for the report with report/<caption>.rst: one subcategory per model."""
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory=model_title,
+        labels=lambda wildcards: {"model": model_title(wildcards), **labels},
+    )
+
+
+#: Every table a model gets: results/tables/{model}_{table}.{md,csv}, and an .html view of
+#: each for the report (rule render_table).
+TABLES = ("reproduction", "accuracy", "gate", "latency", "fps", "estimates")
+
+
+def table_category(wildcards):
+    return "Reproduction check" if wildcards.table == "reproduction" else "Tables"
+
+
+def table_output(kind, ext, category="Tables"):
+    form = {"md": "Markdown (table and notes)", "csv": "CSV"}[ext]
+    return reported(f"results/tables/{{model}}_{kind}.{ext}", category, "tables/download",
+                    table=kind, format=form)

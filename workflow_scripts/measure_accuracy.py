@@ -1,6 +1,7 @@
 """Run the compiled model over the whole test set and score it."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +26,8 @@ def main(smk):
     record = infer.base_record(
         smk.wildcards.model, smk.wildcards.chip, smk.wildcards.precision,
         read_json(smk.input.weights), backend, runner,
+        config=smk.config, onnx=Path(smk.input.weights).with_name("model.onnx"),
+        threads=smk.threads,
     )
     record.update(scored, batch_size=smk.params.batch_size, source=runner.result_source)
     crosscheck = runner.crosscheck()

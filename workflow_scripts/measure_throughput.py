@@ -1,6 +1,7 @@
 """Time the compiled model at one batch size under the core timing protocol."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +24,8 @@ def main(smk):
     record = infer.base_record(
         smk.wildcards.model, smk.wildcards.chip, smk.wildcards.precision,
         read_json(smk.input.weights), backend, runner,
+        config=smk.config, onnx=Path(smk.input.weights).with_name("model.onnx"),
+        threads=smk.threads, protocol=protocol,
     )
     record.update(timing.summarize(latencies, batch_size))
     record.update(runner.benchmark_extra)

@@ -10,10 +10,11 @@ def main(smk):
     chips = smk.params.chips
     labels = {c: entry["label"] for c, entry in smk.params.chip_entries.items()}
     published = tables.load_published(RESOURCES / "published.yaml")
-    records = tables.read_records(smk.params.records)
-    gates = {(g["chip"], g["precision"]): g for g in tables.read_records(smk.params.gates)}
-    for record in records:
-        record.update(gates.get((record["chip"], record["precision"]), {}))
+    records, merge_notes = tables.merge_records(
+        tables.read_records(smk.params.records, smk.input.imported), tables.accuracy_key
+    )
+    gates = tables.read_records(smk.params.gates, smk.input.imported_gates)
+    tables.attach_gates(records, gates)  # each record gets its own source's gate
     frame, notes = tables.accuracy_table(
         smk.wildcards.model,
         records,
@@ -24,17 +25,19 @@ def main(smk):
         published,
         labels,
     )
-    tables.write_table(frame, smk.output.md, smk.output.csv, f"{model['title']} accuracy", notes)
+    tables.write_table(frame, smk.output.md, smk.output.csv, f"{model['title']} accuracy",
+                       notes + merge_notes)
     frame, notes = tables.latency_table(smk.wildcards.model, records, published, labels)
     tables.write_table(
         frame, smk.output.latency_md, smk.output.latency_csv,
-        f"{model['title']} per-image time (ms)", notes,
+        f"{model['title']} per-image time (ms)", notes + merge_notes,
     )
     frame, notes = tables.gate_table(records, labels)
     if not gates:
         notes.append("no accuracy gate: the reference chip (config gate.reference_chip) did not run")
     tables.write_table(
-        frame, smk.output.gate_md, smk.output.gate_csv, f"{model['title']} accuracy gate", notes
+        frame, smk.output.gate_md, smk.output.gate_csv, f"{model['title']} accuracy gate",
+        notes + merge_notes,
     )
 
 

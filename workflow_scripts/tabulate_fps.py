@@ -8,9 +8,12 @@ from chipbench.scripting import run_script
 def main(smk):
     model = smk.params.model
     chips = smk.params.chips
+    records, merge_notes = tables.merge_records(
+        tables.read_records(smk.params.records, smk.input.imported), tables.perf_key
+    )
     frame, notes = tables.fps_table(
         smk.wildcards.model,
-        tables.read_records(smk.params.records),
+        records,
         smk.params.batch_sizes,
         [(c, p) for c in chips for p in smk.params.chip_entries[c]["precisions"]],
         smk.params.unavailable,
@@ -20,7 +23,8 @@ def main(smk):
         model["title"],
         smk.params.cv_threshold,
     )
-    tables.write_table(frame, smk.output.md, smk.output.csv, f"{model['title']} throughput (fps)", notes)
+    tables.write_table(frame, smk.output.md, smk.output.csv, f"{model['title']} throughput (fps)",
+                       notes + merge_notes)
 
 
 run_script(snakemake, main)

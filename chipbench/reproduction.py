@@ -1,0 +1,453 @@
+"""Reproduction check: every figure the reports publish, beside ours, with why they differ.
+
+One row per published cell (resources/published.yaml): accuracy, fps per batch size, the
+best-batch row, fps ratios, bmrt_test calculate time and per-image times. Each row has the
+reported figure, ours for the same chip, precision and batch size (this host's results, or
+an import's marked `` [label]``), the difference (ours − reported, absolute and %), a status
+and the known reasons, all generated from the records, the config matrix and the published
+data:
+
+- no figure of ours: the chip is not in this run, is not available here (the backend's
+  reason), is not timed here (and the compiler's estimate when one exists, which is never
+  counted as a measurement), the precision or batch size is not in the config, or the
+  result is not on disk yet;
+- a difference: different weights (random, or a checkpoint the report does not identify),
+  a different metric, outputs from a simulator rather than the chip, a precision the report
+  does not state, and the report's own caveats (``note`` of each block, numbered in the
+  notes) and inconsistencies found by recomputing its best-batch row and ratios from its own
+  fps rows.
+
+Pure: records and mappings in, a DataFrame and notes out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import pandas as pd
+
+from chipbench import provenance
+from chipbench.tables import (
+    BLOCK_NAMES,
+    MISSING,
+    PRECISION_ORDER,
+    _block,
+    _entries,
+    _fmt,
+    _frame,
+    _Labels,
+    _unique,
+    source_suffix,
+    weights_label,
+)
+
+__all__ = ["DEFAULT_TOLERANCE", "reproduction_table"]
+
+#: When ours counts as reproducing the report: accuracy within this many percentage points,
+#: every other figure within this fraction of the reported value.
+DEFAULT_TOLERANCE = {"accuracy_points": 0.5, "relative": 0.10}
+#: The blocks of published.yaml this table checks, in row order.
+BLOCKS = ("accuracy", "fps", "best", "ratios", "calculate_time_ms", "per_image_ms")
+TIMED_BLOCKS = ("fps", "best", "ratios", "calculate_time_ms")
+STAGES = ("preprocess", "inference", "postprocess")
+
+WITHIN = "within tolerance"
+DIFFERS = "differs"
+NO_FIGURE = "no figure of ours"
+
+
+class _Context:
+    """What the rows need: our records by cell, the matrix, the reasons, the labels."""
+
+    def __init__(self, model, accuracy_records, perf_records, published, matrix, unavailable,
+                 untimed, chip_labels, estimates):
+        self.model = model
+        self.pub = (published or {}).get(model) or {}
+        self.labels = _Labels(chip_labels, self.pub)
+        self.matrix = {c: dict(v) for c, v in (matrix or {}).items()}
+        self.unavailable = dict(unavailable or {})
+        self.untimed = dict(untimed or {})
+        self.estimates = dict(estimates or {})
+        self.accuracy = {
+            (r["chip"], r["precision"]): r for r in accuracy_records if r.get("model") == model
+            and self._usable(r)
+        }
+        self.perf = {
+            (r["chip"], r["precision"], int(r["batch_size"])): r
+            for r in perf_records if r.get("model") == model and self._usable(r)
+        }
+        self.note_numbers: dict[str, int] = {}
+        self.notes: list[str] = []
+
+    def _usable(self, record) -> bool:
+        """Like the tables: this host's stale records of a chip unavailable here are ignored."""
+        return bool(record.get("imported")) or record.get("chip") not in self.unavailable
+
+    def block_note(self, name: str) -> str | None:
+        """``report note [n]`` for a block with a caveat, numbering the notes on first use."""
+        block = _block(self.pub, name)
+        if not block.get("note"):
+            return None
+        if name not in self.note_numbers:
+            self.note_numbers[name] = len(self.note_numbers) + 1
+            source = block.get("source") or self.pub.get("report")
+            self.notes.append(
+                f"[{self.note_numbers[name]}] report {BLOCK_NAMES.get(name, name)} "
+                f"({source}): {block['note']}"
+            )
+        return f"report note [{self.note_numbers[name]}]"
+
+    def our_precisions(self, chip: str, precision: str | None) -> list[str | None]:
+        """Our precisions to compare with a report figure: the same one, or every one we run
+        when the report does not state it."""
+        if precision is not None:
+            return [precision]
+        ours = list((self.matrix.get(chip) or {}).get("precisions") or [])
+        ours += [p for (c, p) in self.accuracy if c == chip and p not in ours]
+        ours += [p for (c, p, _) in self.perf if c == chip and p not in ours]
+        ours.sort(key=lambda p: (PRECISION_ORDER.index(p) if p in PRECISION_ORDER else 99, p))
+        return ours or [None]
+
+    def missing(self, chip: str, precision: str | None, batch: int | None, timed: bool) -> list[str]:
+        """Why we have no figure for this cell: the first reason that applies."""
+        label = self.labels.short(chip)
+        entry = self.matrix.get(chip)
+        if entry is None:
+            return [f"{label} is not among this run's chips (config models.{self.model}.chips)"]
+        if chip in self.unavailable:
+            return [f"no {label} here: {self.unavailable[chip]}"]
+        if precision is None:
+            return [f"the report does not state the precision and we run none on {label}"]
+        if precision not in (entry.get("precisions") or []):
+            return [f"we do not run {label} {precision} (config chips.{chip}.precisions)"]
+        if batch is not None and timed and batch not in (entry.get("batch_sizes") or []):
+            sizes = ", ".join(map(str, entry.get("batch_sizes") or [])) or "none"
+            return [f"we do not time {label} at bs{batch} (batch sizes in the config: {sizes})"]
+        if timed and chip in self.untimed:
+            reasons = [f"{label} is not timed here: {self.untimed[chip]}"]
+            estimate = self.estimates.get((chip, precision, batch))
+            if estimate and estimate.get("estimated_latency_ms") is not None:
+                ms = float(estimate["estimated_latency_ms"])
+                reasons.append(
+                    f"the compiler's estimate is {ms:.2f} ms per batch ({1000 * batch / ms:.0f} "
+                    f"fps): a cycle-model figure, not a measurement, so not compared "
+                    f"(results/tables/{self.model}_estimates)"
+                )
+            return reasons
+        return ["no result on disk yet: run the workflow for this cell"]
+
+    def differences(self, record: Mapping, kind: str, precision_stated: bool) -> list[str]:
+        """Known reasons why our figure from `record` may differ from the report's."""
+        reasons = []
+        if kind in ("accuracy",):
+            weights = record.get("weights") or {}
+            if weights.get("source") == "random":
+                reasons.append(f"different weights: ours {weights_label(weights)}, the "
+                               "report's a trained model")
+            elif weights:
+                reasons.append(f"weights: ours {weights_label(weights)}; the report does not "
+                               "identify its checkpoint")
+            theirs = _block(self.pub, "accuracy").get("metric")
+            if theirs and record.get("metric") and theirs != record["metric"]:
+                reasons.append(f"different metric: ours {record['metric']}, the report's {theirs}")
+            seed = (record.get("provenance") or {}).get("seed")
+            if record.get("metric") == "pair_top1":
+                reasons.append("ours: pairs from a seeded permutation"
+                               + (f" (seed {seed})" if seed is not None else ""))
+        source = record.get("source") or (record.get("provenance") or {}).get("result_source")
+        if source and source != "device":
+            reasons.append(f"ours from {source}")
+        if kind != "accuracy":
+            timer = ((record.get("provenance") or {}).get("timing") or {}).get("timer")
+            if timer:
+                reasons.append(f"ours timed by {timer}")
+        if not precision_stated:
+            reasons.append(f"the report does not state its precision; ours {record['precision']}")
+        return reasons
+
+
+def _difference(kind: str, reported: float, ours: float, tolerance: Mapping) -> tuple[float, float, bool]:
+    """(ours − reported, the same as % of reported, within tolerance)."""
+    delta = ours - reported
+    percent = 100 * delta / reported if reported else math.nan
+    if kind == "accuracy":
+        within = abs(delta) <= tolerance["accuracy_points"]
+    else:
+        within = reported != 0 and abs(delta / reported) <= tolerance["relative"]
+    return delta, percent, within
+
+
+def _signed(value: float, decimals: int) -> str:
+    text = f"{value:+.{decimals}f}"
+    return f"{0:.{decimals}f}" if float(text) == 0 else text
+
+
+def _percent(value: float) -> str:
+    return MISSING if math.isnan(value) else _signed(value, 1) + " %"
+
+
+def _present(item) -> list:
+    """``[item]``, or ``[]`` for None."""
+    return [] if item is None else [item]
+
+
+def _row(figure, chip, precision, batch, reported, reproduced, delta, percent, status, reasons):
+    return {
+        "Figure": figure, "Chip": chip, "Precision": precision, "Batch": batch,
+        "Reported": reported, "Reproduced": reproduced, "Difference": delta,
+        "Difference %": percent, "Status": status, "Reason": "; ".join(_unique(reasons)),
+    }
+
+
+def reproduction_table(
+    model: str,
+    accuracy_records: Iterable[Mapping],
+    perf_records: Iterable[Mapping],
+    published: Mapping,
+    matrix: Mapping[str, Mapping],
+    unavailable: Mapping[str, str],
+    untimed: Mapping[str, str],
+    chip_labels: Mapping[str, str],
+    estimates: Mapping[tuple, Mapping] | None = None,
+    tolerance: Mapping = DEFAULT_TOLERANCE,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Every published figure of `model` beside ours.
+
+    ``accuracy_records``/``perf_records``: merged records (tables.merge_records), imported
+    ones included. ``matrix``: this model's chips as ``{chip: {"precisions", "batch_sizes",
+    "accuracy_batch_size"}}``. ``unavailable``: chips that cannot run here; ``untimed``:
+    chips that cannot be timed here (both ``{chip: reason}``). ``estimates``: ``{(chip,
+    precision, batch): compiled.json}`` of artefacts carrying ``estimated_latency_ms``.
+    """
+    accuracy_records, perf_records = list(accuracy_records), list(perf_records)
+    ctx = _Context(model, accuracy_records, perf_records, published, matrix, unavailable,
+                   untimed, chip_labels, estimates)
+    pub = ctx.pub
+    chips = pub.get("chips") or {}
+    rows: list[dict] = []
+    used: list[Mapping] = []
+
+    def precision_text(stated, ours):
+        if stated is not None:
+            return stated
+        return f"not stated (ours {ours})" if ours else "not stated"
+
+    def compare(figure, chip_text, stated, ours_precision, batch_text, kind, reported,
+                reported_text, decimals, ours, ours_text, records, missing, caveats):
+        """Append one row. `ours` None: no figure of ours (`missing` says why). `caveats`:
+        the report's inconsistencies for this cell (always shown) and its block note
+        reference (shown with every reason)."""
+        inconsistencies = [c for c in caveats if c.startswith("report inconsistent")]
+        references = [c for c in caveats if c not in inconsistencies]
+        precision = precision_text(stated, ours_precision)
+        if ours is None:
+            rows.append(_row(figure, chip_text, precision, batch_text, reported_text, MISSING,
+                             MISSING, MISSING, NO_FIGURE, missing + inconsistencies + references))
+            return
+        delta, percent, within = _difference(kind, float(reported), float(ours), tolerance)
+        reasons = []
+        if not within:
+            for record in records:
+                reasons += ctx.differences(record, kind, stated is not None)
+            reasons += references
+            if not reasons:
+                reasons.append("no known reason: check the setup against the report's")
+        used.extend(records)
+        suffix = "".join(_unique(source_suffix(r) for r in records))
+        rows.append(_row(
+            figure, chip_text, precision, batch_text, reported_text,
+            (ours_text or _fmt(ours, decimals)) + suffix, _signed(delta, decimals),
+            _percent(percent), WITHIN if within else DIFFERS, inconsistencies + reasons,
+        ))
+
+    # accuracy -------------------------------------------------------------------------------
+    decimals = _block(pub, "accuracy").get("decimals", 2)
+    for entry in _entries(pub, "accuracy"):
+        chip, stated, batch = entry["chip"], entry.get("precision"), entry.get("batch_size")
+        caveats = _present(ctx.block_note("accuracy"))
+        for precision in ctx.our_precisions(chip, stated):
+            record = ctx.accuracy.get((chip, precision))
+            compare(
+                "accuracy (%)", ctx.labels.short(chip), stated, precision,
+                f"bs{batch}" if batch is not None else "not stated", "accuracy",
+                entry["value"], _fmt(entry["value"], decimals), decimals,
+                None if record is None else record["accuracy"], None, _present(record),
+                [] if record else ctx.missing(chip, precision, None, timed=False), caveats,
+            )
+
+    # fps per batch size -------------------------------------------------------------------------
+    decimals = _block(pub, "fps").get("decimals", 0)
+    fps_by_chip: dict[str, dict[int, float]] = {}
+    for entry in _entries(pub, "fps"):
+        chip, stated = entry["chip"], entry.get("precision")
+        by_batch = {int(b): v for b, v in (entry.get("by_batch") or {}).items()}
+        fps_by_chip[chip] = by_batch
+        caveats = _present(ctx.block_note("fps"))
+        for precision in ctx.our_precisions(chip, stated):
+            for batch, value in sorted(by_batch.items()):
+                record = ctx.perf.get((chip, precision, batch))
+                compare(
+                    "fps", ctx.labels.short(chip), stated, precision, f"bs{batch}", "fps",
+                    value, _fmt(value, decimals), decimals,
+                    None if record is None else record["throughput_fps"], None, _present(record),
+                    [] if record else ctx.missing(chip, precision, batch, timed=True), caveats,
+                )
+
+    def our_best(chip, precision):
+        found = [r for (c, p, _), r in ctx.perf.items() if c == chip and p == precision]
+        if not found:
+            return None
+        return max(found, key=lambda r: (float(r["throughput_fps"]), -int(r["batch_size"])))
+
+    # best-batch row -----------------------------------------------------------------------------
+    decimals = _block(pub, "best").get("decimals", 0)
+    for entry in _entries(pub, "best"):
+        chip = entry["chip"]
+        stated = (chips.get(chip) or {}).get("precision")
+        caveats = _present(ctx.block_note("best"))
+        own = fps_by_chip.get(chip) or {}
+        if own:
+            top = max(own, key=lambda b: (own[b], -b))
+            if top != int(entry["batch_size"]) or float(own[top]) != float(entry["fps"]):
+                caveats.insert(0, (
+                    f"report inconsistent: its fps rows make bs{top} ({_fmt(own[top], 0)} fps) "
+                    f"the best for {ctx.labels.short(chip)}, its best row says "
+                    f"bs{entry['batch_size']} {_fmt(entry['fps'], decimals)}"
+                ))
+        for precision in ctx.our_precisions(chip, stated):
+            best = our_best(chip, precision) if precision else None
+            ours_batches = sorted(b for (c, p, b) in ctx.perf if c == chip and p == precision)
+            coverage = [] if int(entry["batch_size"]) in ours_batches or not ours_batches else [
+                f"our batch sizes ({', '.join(map(str, ours_batches))}) do not include the "
+                f"report's best bs{entry['batch_size']}"
+            ]
+            compare(
+                "best bs (fps)", ctx.labels.short(chip), stated, precision, "best", "fps",
+                entry["fps"], f"bs{entry['batch_size']} {_fmt(entry['fps'], decimals)}", decimals,
+                None if best is None else best["throughput_fps"],
+                None if best is None else f"bs{best['batch_size']} {float(best['throughput_fps']):.0f}",
+                _present(best), [] if best else ctx.missing(chip, precision, None, timed=True),
+                coverage + caveats,
+            )
+
+    # ratios -------------------------------------------------------------------------------------
+    decimals = _block(pub, "ratios").get("decimals", 6)
+    best_entries = {e["chip"]: e for e in _entries(pub, "best")}
+    for entry in _entries(pub, "ratios"):
+        num, den = entry["numerator"], entry["denominator"]
+        name = f"{ctx.labels.short(num)}/{ctx.labels.short(den)}"
+        note = ctx.block_note("ratios")
+        num_p = (chips.get(num) or {}).get("precision")
+        den_p = (chips.get(den) or {}).get("precision")
+        stated = None if num_p is None or den_p is None else f"{num_p}/{den_p}"
+        cells = [(int(b), v) for b, v in (entry.get("by_batch") or {}).items()]
+        if entry.get("best") is not None:
+            cells.append((None, entry["best"]))
+        for batch, value in cells:
+            caveats = _present(note)
+            if batch is None:
+                top, bottom = best_entries.get(num), best_entries.get(den)
+                own = (top["fps"], bottom["fps"]) if top and bottom else None
+            else:
+                a = (fps_by_chip.get(num) or {}).get(batch)
+                b = (fps_by_chip.get(den) or {}).get(batch)
+                own = (a, b) if a is not None and b is not None else None
+            if own:
+                recomputed = float(own[0]) / float(own[1])
+                # its fps are printed rounded to integers: allow for that and the ratio's rounding
+                slack = recomputed * (0.5 / float(own[0]) + 0.5 / float(own[1])) + 0.5 * 10**-decimals
+                if abs(recomputed - float(value)) > slack:
+                    caveats.insert(0, (
+                        f"report inconsistent: its own fps give {_fmt(own[0], 0)} / "
+                        f"{_fmt(own[1], 0)} = {recomputed:.{decimals}f}, it prints "
+                        f"{_fmt(value, decimals)}"
+                    ))
+            for pn in ctx.our_precisions(num, num_p):
+                for pd_ in ctx.our_precisions(den, den_p):
+                    if batch is None:
+                        top, bottom = our_best(num, pn), our_best(den, pd_)
+                    else:
+                        top, bottom = ctx.perf.get((num, pn, batch)), ctx.perf.get((den, pd_, batch))
+                    missing = []
+                    if top is None:
+                        missing += ctx.missing(num, pn, batch, timed=True)
+                    if bottom is None:
+                        missing += ctx.missing(den, pd_, batch, timed=True)
+                    ours = (None if top is None or bottom is None
+                            else float(top["throughput_fps"]) / float(bottom["throughput_fps"]))
+                    compare(
+                        "fps ratio", name, stated, f"{pn}/{pd_}",
+                        "best" if batch is None else f"bs{batch}", "ratio", value,
+                        _fmt(value, decimals), decimals, ours, None,
+                        [r for r in (top, bottom) if r], missing, caveats,
+                    )
+
+    # bmrt_test calculate time ---------------------------------------------------------------------
+    decimals = _block(pub, "calculate_time_ms").get("decimals", 2)
+    for entry in _entries(pub, "calculate_time_ms"):
+        chip, stated = entry["chip"], entry.get("precision")
+        caveats = _present(ctx.block_note("calculate_time_ms"))
+        for precision in ctx.our_precisions(chip, stated):
+            for batch, value in sorted((int(b), v) for b, v in (entry.get("by_batch") or {}).items()):
+                record = ctx.perf.get((chip, precision, batch))
+                compare(
+                    "calculate time (ms per batch)", ctx.labels.short(chip), stated, precision,
+                    f"bs{batch}", "latency", value, _fmt(value, decimals), decimals,
+                    None if record is None else (record.get("latency_ms") or {}).get("mean"),
+                    None, _present(record),
+                    [] if record else ctx.missing(chip, precision, batch, timed=True), caveats,
+                )
+
+    # per-image times ------------------------------------------------------------------------------
+    decimals = _block(pub, "per_image_ms").get("decimals", 2)
+    for entry in _entries(pub, "per_image_ms"):
+        chip, stated, batch = entry["chip"], entry.get("precision"), int(entry["batch_size"])
+        caveats = _present(ctx.block_note("per_image_ms"))
+        for precision in ctx.our_precisions(chip, stated):
+            record = ctx.accuracy.get((chip, precision))
+            times = (record or {}).get("per_image_ms")
+            missing = [] if times else ctx.missing(chip, precision, None, timed=False)
+            if times and int(record.get("batch_size", -1)) != batch:
+                missing = [f"our per-image times come from the accuracy run at "
+                           f"bs{record['batch_size']}, the report's at bs{batch}"]
+                times = None
+            source = (record or {}).get("source", "device")
+            for stage in STAGES:
+                ours, why = (times or {}).get(stage), missing
+                if ours is not None and stage == "inference" and source != "device":
+                    # a simulation's speed on the host says nothing of the chip's
+                    ours, why = None, [f"our inference ran as {source}: its time is not the "
+                                       "chip's, so not compared"]
+                compare(
+                    f"per-image {stage} (ms)", ctx.labels.short(chip), stated, precision,
+                    f"bs{batch}", "latency", entry[stage], _fmt(entry[stage], decimals),
+                    decimals, ours, None, _present(record if ours is not None else None), why,
+                    caveats,
+                )
+
+    columns = ["Figure", "Chip", "Precision", "Batch", "Reported", "Reproduced", "Difference",
+               "Difference %", "Status", "Reason"]
+    frame = _frame({c: [r[c] for r in rows] for c in columns})
+    notes = [
+        "reproduced: our figure for the same chip, precision and batch size; difference: ours − "
+        "reported, in the report's unit (and as % of the reported figure)",
+        f"{WITHIN}: accuracy within {tolerance['accuracy_points']:g} percentage points, other "
+        f"figures within {100 * tolerance['relative']:g} % of the reported value; reasons are "
+        "listed for every figure outside it and every figure we do not have",
+    ]
+    counts = {s: sum(r["Status"] == s for r in rows) for s in (WITHIN, DIFFERS, NO_FIGURE)}
+    notes.append(f"{len(rows)} published figures: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    notes += ctx.notes
+    for chip, entry in chips.items():
+        if entry.get("precision_note"):
+            notes.append(f"report {entry.get('label', chip)} precision: "
+                         f"{entry.get('precision') or 'not stated'} ({entry['precision_note']})")
+    unique_used = []
+    for record in used:
+        if not any(record is u for u in unique_used):
+            unique_used.append(record)
+    notes += provenance.summary_lines(
+        unique_used, cell=lambda r: f"{r['chip']} {r['precision']}" + (
+            f" bs{r['batch_size']}" if "throughput_fps" in r else "") + source_suffix(r))
+    return frame, notes
