@@ -9,6 +9,7 @@ rule compile_model:
         directory("results/compiled/{model}/{chip}/{precision}/{shape}"),
     params:
         chip=chip_entry,
+        model=model_entry,
     log:
         "logs/compile_model/{model}_{chip}_{precision}_{shape}.log",
     conda:

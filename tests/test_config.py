@@ -43,8 +43,11 @@ def test_key_description_is_the_deepest_documented_key():
 def test_default_matrix_runs_on_cpu_and_lists_the_reports_chips(tmp_path):
     plan = cfg.resolve(base_config(), tmp_path)
     cpu_cells = [cell for cell in plan.accuracy_cells() if cell[1] == "cpu"]
-    assert cpu_cells == [("simclr", "cpu", "fp32"), ("simclrv2", "cpu", "fp32")]
-    assert [b for m, c, p, b in plan.perf_cells() if (m, c) == ("simclr", "cpu")] == [
+    assert cpu_cells == [(m, "cpu", p) for m in ("simclr", "simclrv2")
+                         for p in ("fp32", "fp16", "int8")]
+    assert ("simclrv2", "cpu_pytorch", "fp32") in plan.accuracy_cells()
+    assert plan.gate_reference == ("cpu_pytorch", "fp32")
+    assert [b for m, c, p, b in plan.perf_cells() if (m, c, p) == ("simclr", "cpu", "fp32")] == [
         1, 4, 8, 16, 32, 64]
     assert plan.accuracy_batch_size("simclr", "cpu") == 64
     # no Ascend toolkit nor GPU here: listed, not scheduled, and untimed with the reason
@@ -54,9 +57,11 @@ def test_default_matrix_runs_on_cpu_and_lists_the_reports_chips(tmp_path):
 
 
 def test_selection_narrows_what_runs_not_the_matrix(tmp_path):
-    plan = cfg.resolve(base_config(select={"batch_sizes": [4], "chips": ["cpu"]}), tmp_path)
+    config = base_config(select={"batch_sizes": [4], "chips": ["cpu"], "precisions": ["fp32"]})
+    plan = cfg.resolve(config, tmp_path)
     assert plan.perf_cells() == [("simclr", "cpu", "fp32", 4), ("simclrv2", "cpu", "fp32", 4)]
-    assert len(plan.perf_cells(selected=False)) == 12
+    everything = plan.perf_cells(selected=False)
+    assert len(everything) > 12 and ("simclr", "cpu_openvino", "int8", 64) in everything
 
 
 def test_bring_your_own_onnx_needs_its_preprocessing(tmp_path):

@@ -84,7 +84,7 @@ def job_intervals(workdir: Path) -> dict[str, tuple[float, float]]:
 def test_cpu_timing_jobs_had_the_machine_to_themselves(finished_run):
     intervals = job_intervals(finished_run)
     timing = [name for name in intervals if name.startswith("measure_throughput/")]
-    assert len(timing) == 4 and len(intervals) >= 15
+    assert len(timing) == 6 and len(intervals) >= 15
     for name in timing:
         start, end = intervals[name]
         for other, (other_start, other_end) in intervals.items():

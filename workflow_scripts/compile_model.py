@@ -21,8 +21,10 @@ def main(smk):
     out_dir = Path(smk.output[0])
     out_dir.mkdir(parents=True, exist_ok=True)
     calibration = Path(smk.input.calibration) if smk.input.calibration else None
+    extra = {"model": smk.params.model} if backend.needs_model else {}
     manifest = backend.compile(
-        Path(smk.input.onnx), out_dir, smk.wildcards.precision, batch_size, chip, calibration
+        Path(smk.input.onnx), out_dir, smk.wildcards.precision, batch_size, chip, calibration,
+        **extra,
     )
     manifest.update(backend=backend.name, backend_version=backend.version(), batch_size=batch_size)
     write_json(out_dir / COMPILED_MANIFEST, manifest)

@@ -112,6 +112,9 @@ class Backend(ABC):
     #: True when the accuracy run reads the inputs as one .bin file per image (ais_bench);
     #: the workflow then writes them once per model (rule write_bin_inputs).
     bin_inputs: bool = False
+    #: True when `compile` also needs the model's config entry (`model=` keyword): the PyTorch
+    #: reference rebuilds the network from its architecture and weights, not from the ONNX.
+    needs_model: bool = False
 
     @abstractmethod
     def availability(self, chip: dict) -> Availability:
