@@ -17,6 +17,7 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/train.smk"
 include: "rules/export.smk"
 include: "rules/compile.smk"
 include: "rules/infer.smk"
@@ -33,5 +34,6 @@ rule all:
         perf_results(),
         compiled_results(),
         gate_results(),
+        linear_probe_results(),
         table_files(),
     default_target: True

@@ -97,6 +97,8 @@ def _fmt(value, decimals: int) -> str:
 def weights_label(info: Mapping) -> str:
     """``random weights (seed 0)``, ``checkpoint NAME sha256 XXXXXXXX`` or ``onnx NAME sha256 XXXXXXXX``."""
     source = info.get("source")
+    if source == "trained":
+        return str(info["label"])
     if source == "random":
         return f"random weights (seed {info.get('seed')})"
     if source in ("checkpoint", "onnx"):

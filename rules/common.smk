@@ -187,7 +187,8 @@ def table_files():
 
 
 def checkpoint_input(wildcards):
-    path = PLAN.models[wildcards.model].get("checkpoint")
+    """The configured checkpoint, the one trained here (rules/train.smk), or none (random weights)."""
+    path = weights_checkpoint(wildcards.model)
     return [path] if path else []
 
 
@@ -244,3 +245,68 @@ def table_output(kind, ext, category="Tables"):
     form = {"md": "Markdown (table and notes)", "csv": "CSV"}[ext]
     return reported(f"results/tables/{{model}}_{kind}.{ext}", category, "tables/download",
                     table=kind, format=form)
+
+
+# Training helpers (rules/train.smk): which models train here, their checkpoints.
+def train_settings(model):
+    """The recipe settings of a built-in model (config train.<arch>)."""
+    return config["train"][PLAN.models[model]["arch"]]
+
+
+def trains(model):
+    """Whether the workflow trains `model`: built in, no checkpoint, train.<arch>.enabled."""
+    entry = PLAN.models[model]
+    return (
+        not entry.get("onnx")
+        and not entry.get("checkpoint")
+        and entry.get("arch") in config["train"]
+        and bool(config["train"][entry["arch"]]["enabled"])
+    )
+
+
+TRAINED_MODELS = [m for m in EXPORTED_MODELS if trains(m)]
+PROBED_MODELS = [m for m in EXPORTED_MODELS if PLAN.models[m].get("arch") == "simclr"]
+
+
+def trained_models(arch):
+    return [m for m in TRAINED_MODELS if PLAN.models[m]["arch"] == arch]
+
+
+def trained_checkpoint(model):
+    return f"results/models/{model}/trained.pth"
+
+
+def weights_checkpoint(model):
+    """The checkpoint a built-in model's weights come from: the configured one, the one trained
+    here, or None (seeded random weights)."""
+    given = PLAN.models[model].get("checkpoint")
+    if given:
+        return given
+    return trained_checkpoint(model) if model in TRAINED_MODELS else None
+
+
+def training_records(model):
+    """Training records (first stage first) of a model trained here; [] otherwise."""
+    if model not in TRAINED_MODELS:
+        return []
+    stages = ["pretrained", "trained"] if PLAN.models[model]["arch"] == "simclrv2" else ["trained"]
+    return [f"results/models/{model}/{stage}.json" for stage in stages]
+
+
+def training_batches(wildcards=None):
+    """Every CIFAR-10 training batch the extract rule provides (data_batch_1 .. data_batch_5)."""
+    return sorted(
+        (str(path) for path in rules.extract_cifar10.output if Path(path).name.startswith("data_batch_")),
+        key=lambda path: int(path.rsplit("_", 1)[1]),
+    )
+
+
+def linear_probe_results():
+    """results/{model}/linear_probe.json of every SimCLR-architecture model (after `select`)."""
+    chosen = (config.get("select") or {}).get("models") or PROBED_MODELS
+    return [f"results/{m}/linear_probe.json" for m in PROBED_MODELS if m in chosen]
+
+
+def train_threads(wildcards):
+    """All cores unless train.threads says otherwise (the checkpoint depends on the thread count)."""
+    return config["train"].get("threads") or workflow.cores

@@ -20,7 +20,10 @@ rule extract_cifar10:
         "results/data/cifar-10-python.tar.gz",
     output:
         test="results/data/cifar-10-batches-py/test_batch",
-        train="results/data/cifar-10-batches-py/data_batch_1",
+        train=expand(
+            "results/data/cifar-10-batches-py/data_batch_{i}",
+            i=range(1, config["dataset"]["train_batches"] + 1),
+        ),
     params:
         test_images=config["dataset"]["test_images"],
     log:

@@ -3,7 +3,8 @@
 
 rule export_onnx:
     input:
-        checkpoint_input,
+        checkpoint=checkpoint_input,
+        records=lambda wildcards: training_records(wildcards.model),
     output:
         onnx="results/models/{model}/model.onnx",
         check="results/models/{model}/export_check.json",

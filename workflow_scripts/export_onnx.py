@@ -4,13 +4,13 @@ from pathlib import Path
 
 import numpy as np
 
-from chipbench import export, models
-from chipbench.scripting import run_script, write_json
+from chipbench import export, models, train
+from chipbench.scripting import read_json, run_script, write_json
 
 
 def main(smk):
     entry = smk.params.model
-    checkpoint = Path(entry["checkpoint"]) if entry.get("checkpoint") else None
+    checkpoint = Path(smk.input.checkpoint[0]) if smk.input.checkpoint else None
     model = models.build(entry["arch"], checkpoint, smk.params.seed)
     export.export_onnx(model, Path(smk.output.onnx), smk.params.opset)
     check_inputs = (
@@ -21,7 +21,10 @@ def main(smk):
     check = export.compare_with_torch(model, Path(smk.output.onnx), check_inputs)
     check["onnx"] = export.onnx_io_summary(Path(smk.output.onnx))
     write_json(smk.output.check, check)
-    write_json(smk.output.weights, models.weights_info(checkpoint, smk.params.seed))
+    records = [read_json(path) for path in smk.input.records]
+    weights = (train.trained_weights_info(checkpoint, records) if records
+               else models.weights_info(checkpoint, smk.params.seed))
+    write_json(smk.output.weights, weights)
 
 
 run_script(snakemake, main)

@@ -9,7 +9,7 @@ from chipbench.scripting import run_script
 
 def main(smk):
     out_dir = Path(smk.output.test).parent
-    cifar.extract(Path(smk.input[0]), out_dir)
+    cifar.extract(Path(smk.input[0]), out_dir, members=[Path(p).name for p in smk.output])
     images, _ = cifar.load_batch(smk.output.test)
     if len(images) != smk.params.test_images:
         raise UserError(

@@ -5,7 +5,9 @@
   output included; the runner casts the float32 batch to float16 and the output back to
   float32, inside the timed call. The CPU EP has float16 kernels for few operators: ONNX
   Runtime inserts Casts around the others and runs them in float32. Compile measures how many
-  nodes of the optimised graph actually take float16 tensors and records it.
+  nodes of the optimised graph actually take float16 tensors and records it (`fp16_note`).
+  The inserted Casts also keep most convolutions out of ORT's fast blocked (NCHWc) layout, so
+  FP16 here is slower than FP32 (SimCLR, 2 threads: about 5× at batch ≥ 16).
 * int8: the calibrated QDQ model of `chipbench.quantize.quantize_int8` (QUInt8 activations,
   per-channel QInt8 weights); ONNX Runtime fuses the QDQ pairs into integer kernels
   (QLinearConv, QGemm, …), which compile records.
@@ -119,22 +121,27 @@ def fp16_execution(graph) -> dict:
     casts = sum(n.op_type == "Cast" for n in graph.node)
     inserted = sum(n.op_type == "Cast" and n.name.startswith("InsertedPrecisionFreeCast")
                    for n in graph.node)
+    convs = [n for n in graph.node if n.op_type in ("Conv", "FusedConv")]
+    blocked = sum(n.domain == "com.microsoft.nchwc" for n in convs)
     computing = counts["float16"] + counts["float32"]
+    arithmetic = ("float32" if counts["float16"] == 0 else "mostly float32"
+                  if counts["float32"] > counts["float16"] else "mostly float16")
     note = (
         "CPU execution provider: nodes without a float16 CPU kernel run in float32 between Casts "
         f"ONNX Runtime inserts ({inserted} inserted here); after optimisation "
         f"{counts['float32']} of {computing} nodes compute on float32 tensors and "
-        f"{counts['float16']} on float16, so this FP16 result measures float16 rounding of the "
-        "weights, input and output"
-        + (" while the arithmetic is float32 (speed about that of FP32)"
-           if counts["float16"] == 0 else " with mostly float32 arithmetic"
-           if counts["float32"] > counts["float16"] else " with mostly float16 arithmetic")
+        f"{counts['float16']} on float16, so this FP16 result shows float16 rounding of the "
+        f"weights, input and output with {arithmetic} arithmetic; {blocked} of {len(convs)} "
+        "convolutions use ONNX Runtime's blocked NCHWc kernels (the Casts hinder that layout "
+        "optimisation), so FP16 speed here is not a float16 speed and can be below FP32's"
     )
     return {
         "nodes_on_float16": counts["float16"],
         "nodes_on_float32": counts["float32"],
         "casts": casts,
         "inserted_casts": inserted,
+        "convolutions": len(convs),
+        "convolutions_nchwc": blocked,
         "fp16_note": note,
     }
 
