@@ -15,7 +15,6 @@ match published checkpoints, and with torchvision's initialisation.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from chipbench.errors import UserError
+from chipbench.provenance import file_sha256
 
 __all__ = [
     "ARCHITECTURES",
@@ -37,7 +37,6 @@ __all__ = [
     "load_checkpoint",
     "resnet18",
     "resnet50",
-    "sha256sum",
     "weights_info",
 ]
 
@@ -427,14 +426,6 @@ def build(arch: str, checkpoint: Path | str | None, seed: int) -> nn.Module:
     return model.eval()
 
 
-def sha256sum(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def weights_info(checkpoint: Path | str | None, seed: int) -> dict:
     """Where a built model's weights came from (the ``weights`` key of every result record)."""
     if checkpoint is None:
@@ -444,4 +435,4 @@ def weights_info(checkpoint: Path | str | None, seed: int) -> dict:
         raise UserError(
             f"checkpoint {path} does not exist: fix the path or set the model's checkpoint: null"
         )
-    return {"source": "checkpoint", "path": str(path), "sha256": sha256sum(path)}
+    return {"source": "checkpoint", "path": str(path), "sha256": file_sha256(path)}

@@ -59,6 +59,7 @@ from torch import nn
 
 from chipbench import augment, cifar, models
 from chipbench.errors import UserError
+from chipbench.provenance import file_sha256
 
 __all__ = [
     "STAGES",
@@ -686,7 +687,7 @@ def trained_weights_info(checkpoint: Path | str, records: Sequence[dict]) -> dic
     SimCLRv2 the stage-1 ``pretrained.json`` before it). ``label`` is what the tables print.
     """
     path = Path(checkpoint)
-    sha = models.sha256sum(path)
+    sha = file_sha256(path)
     stages = [
         {"stage": r["stage"], "epochs": int(r["settings"]["epochs"]),
          "images": int(r["data"]["images"])}

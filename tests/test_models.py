@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from chipbench import models
+from chipbench import models, provenance
 from chipbench.errors import UserError
 from tests.conftest import perturb_batchnorm
 
@@ -591,7 +591,7 @@ def test_weights_info_checkpoint(tmp_path):
     digest = hashlib.sha256(b"some checkpoint bytes").hexdigest()
     info = models.weights_info(path, seed=3)
     assert info == {"source": "checkpoint", "path": str(path), "sha256": digest}
-    assert models.sha256sum(path) == digest
+    assert provenance.file_sha256(path) == digest
 
 
 def test_weights_info_missing_checkpoint(tmp_path):

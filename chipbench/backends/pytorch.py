@@ -20,6 +20,7 @@ import numpy as np
 
 from chipbench.backends.base import Availability, Backend, Runner
 from chipbench.errors import UserError
+from chipbench.provenance import file_sha256
 
 STATE_DICT_FILE = "model.pt"
 WEIGHTS_FILE = "weights.json"
@@ -72,7 +73,7 @@ def rebuild(onnx_path: Path, model: dict | None):
             raise UserError(
                 f"checkpoint {checkpoint} does not exist: fix the model's checkpoint path"
             )
-        sha256 = models.sha256sum(checkpoint)
+        sha256 = file_sha256(checkpoint)
         if sha256 != weights.get("sha256"):
             raise UserError(
                 f"checkpoint {checkpoint} changed since model.onnx was exported (sha256 "
