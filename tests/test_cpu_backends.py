@@ -349,3 +349,16 @@ def test_openvino_precision_availability(monkeypatch):
     monkeypatch.setattr(openvino_backend, "capabilities", lambda: ["FP32", "INT8"])
     refused = backend.precision_availability(CHIP, "bf16")
     assert not refused.ok and "bfloat16" in refused.reason
+
+
+@pytest.mark.parametrize("backend_name,precision", [
+    ("onnxruntime", "fp16"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("pytorch", "fp32"),
+])
+def test_read_only_inputs_run(backend_name, precision, compiled, inputs, tmp_path):
+    """The infer rules hand over slices of a memory-mapped (read-only) test set."""
+    np.save(tmp_path / "inputs.npy", inputs[:4])
+    mapped = np.load(tmp_path / "inputs.npy", mmap_mode="r")
+    runner, _ = compiled(backend_name, precision)
+    batch = np.ascontiguousarray(mapped[:4])
+    assert not batch.flags.writeable
+    np.testing.assert_allclose(runner.run(batch), runner.run(inputs[:4].copy()), rtol=0, atol=0)
