@@ -9,12 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests import headless_chromium
 from tests.conftest import make_workdir, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -23,10 +22,6 @@ MODELS = ("simclr", "simclrv2")
 TABLES = ("reproduction", "accuracy", "gate", "latency", "fps", "estimates")
 FIGURES = ("fps", "latency", "accuracy")
 OTHER_HOST = "otherhost"
-
-
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def import_other_host(workdir: Path) -> None:
@@ -120,47 +115,60 @@ def colour_counts(path: Path) -> tuple[tuple[int, int], list[int]]:
         return image.size, [count for count, _ in colours]
 
 
-def screenshot(html: Path, png: Path, profile: Path) -> Path:
-    command = [
-        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={profile}", f"--screenshot={png}",
-        "--window-size=1400,1000", "--virtual-time-budget=5000", html.as_uri(),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
-    assert png.is_file(), result.stderr[-2000:]
-    return png
+def blank_reason(png: Path) -> str | None:
+    """Why the screenshot looks blank, or None when it shows a page."""
+    size, counts = colour_counts(png)
+    if size != (1400, 1000):
+        return f"{png}: {size}, not the 1400x1000 window"
+    if len(counts) <= 50:
+        return f"{png}: only {len(counts)} distinct colours"
+    if max(counts) >= 0.9 * sum(counts):
+        return f"{png}: one colour covers the page"
+    return None
 
 
 def assert_not_blank(png: Path) -> None:
-    size, counts = colour_counts(png)
-    assert size == (1400, 1000)
-    assert len(counts) > 50, f"{png}: only {len(counts)} distinct colours"
-    assert max(counts) < 0.9 * sum(counts), f"{png}: one colour covers the page"
+    reason = blank_reason(png)
+    assert reason is None, reason
+
+
+#: The report's React app has rendered and Tailwind has styled it: the navigation bar exists
+#: and has its background (it is transparent until the styles are generated).
+APP_STYLED = ("(nav => nav !== null && getComputedStyle(nav).backgroundColor !== 'rgba(0, 0, 0, 0)')"
+              "(document.querySelector('#app nav'))")
 
 
 @pytest.fixture
-def browser():
-    if chromium() is None:
+def browser(tmp_path):
+    if headless_chromium.executable() is None:
         pytest.skip("chromium is not installed: apt-get install -y chromium")
+    browser = headless_chromium.Browser(tmp_path / "profile", width=1400, height=1000)
+    yield browser
+    browser.close()
 
 
 def test_report_renders_in_chromium(reported_run, browser, tmp_path):
-    report = reported_run / "results" / "report.html"
-    png = screenshot(report, tmp_path / "report.png", tmp_path / "profile")
-    assert_not_blank(png)
+    browser.open((reported_run / "results" / "report.html").as_uri(), ready=APP_STYLED)
+    text = browser.evaluate("document.querySelector('#app').innerText")
+    for shown in ("chipbench: inference across AI chips", "Reproduction check", "Tables", "Figures"):
+        assert shown in text
+    assert_not_blank(browser.screenshot(tmp_path / "report.png"))
 
 
 def test_table_view_renders_in_chromium(reported_run, browser, tmp_path):
     """Open the reproduction table's view the way its eye button does, and screenshot it."""
-    report = reported_run / "results" / "report.html"
+    browser.open((reported_run / "results" / "report.html").as_uri(), ready=APP_STYLED)
     path = "results/tables/simclr_reproduction.html"
-    view = tmp_path / "view.html"
-    view.write_text(report.read_text(encoding="utf-8") + (
-        "<script>setTimeout(function () {"
+    browser.evaluate(
         f"var p = {json.dumps(path)}; app.showCategory('Reproduction check');"
         "app.setView({navbarMode: 'resultinfo', content: 'html', "
-        "contentPath: results[p].data_uri, resultPath: p}); }, 300);</script>"
-    ), encoding="utf-8")
-    png = screenshot(view, tmp_path / "table.png", tmp_path / "profile")
-    assert_not_blank(png)
+        "contentPath: results[p].data_uri, resultPath: p}); true"
+    )
+    frame = headless_chromium.wait_for(
+        lambda: browser.evaluate("document.querySelector('#app iframe')?.src.slice(0, 60)"),
+        what="the table view's iframe")
+    assert frame.startswith("data:text/html") and "simclr_reproduction" in frame
+    png = tmp_path / "table.png"
+    # the view is an iframe of the table's own HTML: shot once that has been painted
+    headless_chromium.wait_for(lambda: blank_reason(browser.screenshot(png)) is None,
+                               what=f"the table view painted ({png})")
