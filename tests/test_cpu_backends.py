@@ -214,6 +214,16 @@ def test_openvino_fp32_matches_ort_and_records_f32(compiled, inputs, reference):
     assert manifest["inference_precision_hint"] == "f32"
 
 
+def test_openvino_settings_do_not_depend_on_the_batch_sizes_run(compiled, inputs):
+    """Each perf job runs its own batch size: the tables name a runtime once per chip and
+    precision only if its recorded settings are the same whatever batch ran."""
+    runner, _ = compiled("openvino", "fp32")
+    runner.run(inputs[:3])
+    after_three = runner.settings()
+    runner.run(inputs[:5])
+    assert runner.settings() == after_three
+
+
 def test_openvino_bf16_runs_where_native_else_refuses(compiled, inputs, reference):
     if "BF16" not in openvino_backend.capabilities():
         with pytest.raises(UserError, match="bfloat16"):

@@ -183,7 +183,6 @@ class OpenVinoRunner(Runner):
             "runtime_precisions": runtime_precisions(compiled),
             "batch_shape": "static: the IR is reshaped to the batch of the call and compiled "
                            "once per batch size, on its first (untimed warm-up) call",
-            "compiled_batch_sizes": sorted(self._compiled),
             "api": "one InferRequest per batch size, synchronous infer(), input shared without "
                    "copy when writable (share_inputs), output copied once",
             **({"int8": self._manifest["quantization_summary"]}
