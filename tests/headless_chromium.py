@@ -1,8 +1,9 @@
 """Headless Chromium driven over the DevTools protocol on a pipe (no extra package).
 
 `chromium --screenshot` shoots when a virtual-time budget runs out, which can be before the
-report's React app has replaced its "Loading Snakemake Report..." screen (seen in CI: a white
-page with one line of text). Here a page is shot only once a condition on its DOM holds.
+report's React app has replaced its white "Loading Snakemake Report..." screen or before its
+styles are generated (a CI run got a shot 92 % one colour; here an unstyled page was seen).
+Here a page is shot only once a condition on its DOM holds.
 """
 
 from __future__ import annotations
