@@ -48,6 +48,8 @@ RUNTIME_PACKAGES = (
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: Config keys left out of the config hash: they choose which cells run, not how.
 UNHASHED_CONFIG_KEYS = ("select",)
+#: Who holds the clock when no runner says otherwise (chipbench.timing.measure).
+CORE_TIMER = "chipbench.timing.measure: time.perf_counter around each call"
 FPS_DEFINITION = "1000 × batch size / mean latency of one batch (ms), the ais_bench definition"
 
 
@@ -124,20 +126,15 @@ def thread_settings(threads: int | None, environ: Mapping[str, str] | None = Non
 
 
 def timing_description(runner=None, protocol: Mapping | None = None) -> dict:
-    """How the record's times were taken: the protocol and who held the clock."""
+    """How the record's times were taken: the protocol and who held the clock (the runner's
+    `timer`)."""
     if protocol is None:
         return {
             "protocol": None,
             "timer": "time.perf_counter around the whole run over the test set "
                      "(per-image means in per_image_ms)",
         }
-    from chipbench.backends.base import Runner
-
-    own = runner is not None and type(runner).benchmark is not Runner.benchmark
-    timer = (
-        f"{type(runner).__name__}.benchmark: the runtime's own timer (vendor tool)"
-        if own else "chipbench.timing.measure: time.perf_counter around each call"
-    )
+    timer = runner.timer if runner is not None else CORE_TIMER
     return {"protocol": dict(protocol), "timer": timer, "fps": FPS_DEFINITION}
 
 
@@ -152,7 +149,8 @@ def collect(
 ) -> dict:
     """The ``provenance`` of one result record (see the module docstring).
 
-    ``system`` and ``workflow`` default to probing this machine and this checkout; tests
+    ``runner`` (a `chipbench.backends.Runner`, or None) says who timed (``timer``) and where
+    the outputs came from (``result_source``). ``system`` and ``workflow`` default to probing this machine and this checkout; tests
     pass them in.
     """
     record = {
@@ -167,9 +165,8 @@ def collect(
         "system": dict(system) if system is not None else host.system_description(),
         "recorded_at": time.time(),
     }
-    source = getattr(runner, "result_source", "device")
-    if runner is not None and source != "device":
-        record["result_source"] = source
+    if runner is not None and runner.result_source != "device":
+        record["result_source"] = runner.result_source
     return record
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import onnx
 
 from chipbench import export
-from chipbench.backends.onnxruntime import link_or_copy
 from chipbench.scripting import run_script, write_json
+from chipbench.tools import link_or_copy
 
 
 def main(smk):

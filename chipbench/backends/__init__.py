@@ -1,4 +1,5 @@
-"""Backends by name. Each lives in `chipbench/backends/<name>.py` and exposes `BACKEND`."""
+"""Backends by name. Each is a module `chipbench/backends/<name>.py` or a package
+`chipbench/backends/<name>/` and exposes `BACKEND`; `base` holds the interface they share."""
 
 from __future__ import annotations
 

@@ -1,8 +1,15 @@
 """The small interface every chip's backend implements: availability, compile, load, run.
 
-A backend module exposes `BACKEND`, an instance of a `Backend` subclass. The workflow never
-imports a runtime directly; it asks `chipbench.backends.get(name)`, so a chip whose runtime is
-not installed costs nothing until it is used.
+A backend module (or package) exposes `BACKEND`, an instance of a `Backend` subclass. The
+workflow never imports a runtime directly; it asks `chipbench.backends.get(name)`, so a chip
+whose runtime is not installed costs nothing until it is used.
+
+Besides the four calls, a backend declares what the workflow must arrange for it, and the
+rules ask it through one helper each (rules/common.smk), never by naming a backend:
+`artefact_name` (the folder of a compiled artefact for a batch size), `reads_input_files`
+(the accuracy run reads the test set as one file per image) and `model_keys` (what compile
+reads of the model's config entry). A `Runner` carries what a result record says of it
+(`result_source`, `timer`).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import numpy as np
 
 from chipbench import timing
 from chipbench.errors import UserError
+from chipbench.provenance import CORE_TIMER
 
 COMPILED_MANIFEST = "compiled.json"
 
@@ -48,6 +56,8 @@ class Runner(ABC):
     #: What produced this runner's outputs, named in the accuracy tables: "device" when the
     #: chip itself ran them, otherwise e.g. a bit-accurate simulation on the host.
     result_source: str = "device"
+    #: Who holds the clock in `benchmark` (recorded in every perf record's provenance).
+    timer: str = CORE_TIMER
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -56,8 +66,8 @@ class Runner(ABC):
     def run_all(self, inputs: np.ndarray, batch_size: int, input_dir: Path | None = None) -> np.ndarray:
         """Outputs for every input, in order, whatever the batch size.
 
-        `input_dir` holds the same inputs as one .bin file each, for backends whose tool
-        reads files (`Backend.bin_inputs`); others ignore it.
+        `input_dir` holds the same inputs as one file each (`chipbench.tools.write_input_files`),
+        given to runners whose backend `reads_input_files`; others ignore it.
 
         The last partial batch is padded with copies of its first input and the padding's
         outputs are dropped, so static-shape artefacts see full batches and every input's
@@ -95,7 +105,8 @@ class Runner(ABC):
     def benchmark(self, batch: np.ndarray, protocol: dict) -> np.ndarray:
         """Per-iteration latencies (ms) of running `batch` under the core timing protocol.
 
-        Backends whose vendor tool does its own timing (ais_bench, bmrt_test) override this.
+        Backends whose vendor tool does its own timing (ais_bench, bmrt_test) override this,
+        and say so in `timer`.
         """
         return timing.measure(lambda: self.run(batch), **protocol)
 
@@ -106,15 +117,28 @@ class Backend(ABC):
     name: str
     #: Precisions this backend can compile.
     precisions: tuple[str, ...] = ("fp32",)
-    #: True when a compiled artefact serves one batch size only (ATC, TPU-MLIR); False when
-    #: one artefact runs every batch size (ONNX Runtime), so it is compiled once.
+    #: True when a compiled artefact serves one batch size only (static shapes: ATC,
+    #: TensorRT, TPU-MLIR); False when one artefact runs every batch size (ONNX Runtime), so
+    #: it is compiled once. Read through `compiled_batch_size` and `artefact_name`.
     static_batch: bool = False
-    #: True when the accuracy run reads the inputs as one .bin file per image (ais_bench);
-    #: the workflow then writes them once per model (rule write_bin_inputs).
-    bin_inputs: bool = False
-    #: True when `compile` also needs the model's config entry (`model=` keyword): the PyTorch
-    #: reference rebuilds the network from its architecture and weights, not from the ONNX.
-    needs_model: bool = False
+    #: True when the accuracy run reads the test set as one raw float32 file per image
+    #: (its vendor tool reads files): the workflow writes them once per model and passes
+    #: the folder to `Runner.run_all(..., input_dir=...)`.
+    reads_input_files: bool = False
+    #: Keys of the model's config entry that `compile` reads (`model=` keyword): the PyTorch
+    #: reference rebuilds the network from them; the others compile the ONNX alone.
+    model_keys: tuple[str, ...] = ()
+
+    def compiled_batch_size(self, batch_size: int) -> int | None:
+        """The batch size the artefact that runs `batch_size` is compiled for; None when one
+        artefact runs every batch size."""
+        return int(batch_size) if self.static_batch else None
+
+    def artefact_name(self, batch_size: int) -> str:
+        """Folder name of the compiled artefact that runs `batch_size`: ``bs<N>`` for a
+        static-shape artefact, ``dynamic`` for one that runs them all."""
+        compiled = self.compiled_batch_size(batch_size)
+        return "dynamic" if compiled is None else f"bs{compiled}"
 
     @abstractmethod
     def availability(self, chip: dict) -> Availability:
@@ -142,10 +166,13 @@ class Backend(ABC):
         batch_size: int,
         chip: dict,
         calibration: Path | None,
+        model: dict | None = None,
     ) -> dict:
         """Turn the ONNX model into this chip's artefact(s) inside `out_dir`.
 
-        Returns what `load` needs later; the caller writes it to `compiled.json`.
+        `batch_size` is `compiled_batch_size` of the batch sizes it serves; `model` holds the
+        `model_keys` of the model's config entry. Returns what `load` needs later; the caller
+        writes it to `compiled.json`.
         """
 
     @abstractmethod

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from chipbench.backends.base import Availability, Backend, Runner
 from chipbench.errors import UserError
+from chipbench.tools import link_or_copy
 
 MODEL_FILE = "model.onnx"
 IO_DTYPES = {"fp32": "float32", "fp16": "float16", "int8": "float32"}
@@ -32,17 +32,6 @@ OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
 # ONNX TensorProto element types of the floats we follow through the optimised graph.
 _FLOAT, _FLOAT16 = 1, 10
-
-
-def link_or_copy(source: Path, dest: Path) -> None:
-    """Hard-link when possible: compiled copies of a 100 MB model should not cost disk."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists() or dest.is_symlink():
-        dest.unlink()
-    try:
-        os.link(source, dest)
-    except OSError:
-        shutil.copyfile(source, dest)
 
 
 def session_options(threads: int, graph_optimization: str):
@@ -210,7 +199,7 @@ class OnnxRuntimeBackend(Backend):
 
         return onnxruntime.__version__
 
-    def compile(self, onnx_path, out_dir, precision, batch_size, chip, calibration):
+    def compile(self, onnx_path, out_dir, precision, batch_size, chip, calibration, model=None):
         onnx_path, out_dir = Path(onnx_path), Path(out_dir)
         if precision not in self.precisions:
             raise UserError(

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from chipbench import devices
 from chipbench.backends.base import Availability, Backend, Runner
-from chipbench.backends.onnxruntime import MODEL_FILE, link_or_copy
-from chipbench.backends.tensorrt import cuda_device_availability
 from chipbench.errors import UserError
+from chipbench.tools import link_or_copy
+
+MODEL_FILE = "model.onnx"
 
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 INSTALL_HINT = "pip uninstall onnxruntime && pip install onnxruntime-gpu (matching the CUDA/cuDNN version)"
@@ -88,14 +90,15 @@ class OrtGpuBackend(Backend):
             return Availability(
                 False, f"onnxruntime has no {provider} (available: {', '.join(available)}): {INSTALL_HINT}"
             )
-        return cuda_device_availability(int((chip.get("settings") or {}).get("device_id") or 0))
+        problem = devices.cuda_device_problem(int((chip.get("settings") or {}).get("device_id") or 0))
+        return Availability(problem is None, problem or "")
 
     def version(self) -> str:
         import onnxruntime
 
         return onnxruntime.__version__
 
-    def compile(self, onnx_path, out_dir, precision, batch_size, chip, calibration):
+    def compile(self, onnx_path, out_dir, precision, batch_size, chip, calibration, model=None):
         provider = provider_of(chip)
         if precision not in self.precisions:
             raise UserError(f"precision {precision!r} is not supported here: use fp32 or fp16")

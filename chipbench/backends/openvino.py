@@ -1,7 +1,7 @@
 """OpenVINO on the host CPU: FP32, BF16 and INT8 through OpenVINO's own Python API.
 
 * fp32: ``INFERENCE_PRECISION_HINT=f32``. Without it OpenVINO runs float models in bf16 on
-  CPUs with AMX (REFERENCE.md §2), which would be a BF16 result labelled FP32.
+  CPUs with AMX (OpenVINO's documented default there), which would be a BF16 result labelled FP32.
 * bf16: ``INFERENCE_PRECISION_HINT=bf16``; compile refuses (UserError) a CPU whose
   ``OPTIMIZATION_CAPABILITIES`` lack BF16 (no AVX512_BF16/AMX: emulated or ignored).
 * int8: the calibrated QDQ model of :func:`chipbench.quantize.quantize_int8` (exactly what the
@@ -224,7 +224,7 @@ class OpenVinoBackend(Backend):
 
         return openvino.__version__
 
-    def compile(self, onnx_path, out_dir, precision, batch_size, chip, calibration):
+    def compile(self, onnx_path, out_dir, precision, batch_size, chip, calibration, model=None):
         import openvino as ov
 
         check_precision(precision)

@@ -1,8 +1,8 @@
 """PyTorch eager on the host CPU: the FP32 reference every other result is gated against.
 
 The backend runs the PyTorch model itself, not the ONNX file, so compile rebuilds it from
-what the export rule recorded: the architecture (the model entry's ``arch``, passed as the
-``model`` keyword) and the weights (``weights.json`` beside ``model.onnx``: seeded random
+what the export rule recorded: the architecture (the model entry's ``arch``, passed in the
+``model`` keyword with the other `model_keys`) and the weights (``weights.json`` beside ``model.onnx``: seeded random
 weights or a checkpoint, whose sha256 must still match). Compile then checks that the rebuilt
 model reproduces ``model.onnx`` under ONNX Runtime, so the reference is the very model the
 other chips run, and stores its state_dict (``model.pt``) for ``load``. A bring-your-own ONNX
@@ -63,7 +63,7 @@ def rebuild(onnx_path: Path, model: dict | None):
     if not arch:
         raise UserError(
             "the PyTorch backend needs the model's architecture: the compile rule must pass "
-            "the model entry (model=...) for chips with backend pytorch"
+            "the model entry's model_keys (model=...)"
         )
     if weights.get("source") == "random":
         return models.build(arch, None, int(weights["seed"])), arch, weights
@@ -132,8 +132,9 @@ class PyTorchBackend(Backend):
     name = "pytorch"
     precisions = ("fp32",)
     static_batch = False
-    #: compile needs the model entry (`model=` keyword): the workflow passes it when True.
-    needs_model = True
+    #: compile rebuilds the network from the architecture and the weights (seeded or a
+    #: checkpoint), and refuses a bring-your-own ONNX model, which has no PyTorch source.
+    model_keys = ("arch", "checkpoint", "onnx")
 
     def availability(self, chip: dict) -> Availability:
         try:
