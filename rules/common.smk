@@ -68,20 +68,41 @@ def chip_entry(wildcards):
     return PLAN.chips[wildcards.chip]
 
 
-def compiled_shape(chip, batch):
-    """Folder name of a compiled artefact: one per batch size only where the backend needs it."""
-    static = backends.get(PLAN.chips[chip]["backend"]).static_batch
-    return f"bs{batch}" if static else "dynamic"
+def chip_backend(chip):
+    """The backend of `chip`: the rules ask it what a job needs, never by its name."""
+    return backends.get(PLAN.chips[chip]["backend"])
 
 
 def compiled_dir(model, chip, precision, batch):
-    return f"results/compiled/{model}/{chip}/{precision}/{compiled_shape(chip, batch)}"
+    """Folder of the compiled artefact that runs batch size `batch` (the backend names it)."""
+    artefact = chip_backend(chip).artefact_name(batch)
+    return f"results/compiled/{model}/{chip}/{precision}/{artefact}"
 
 
-def bin_inputs(wildcards):
-    """The per-image .bin folder, for chips whose tool reads input files."""
-    if backends.get(PLAN.chips[wildcards.chip]["backend"]).bin_inputs:
-        return f"results/data/{wildcards.model}/bin_inputs"
+def compiled_batch_size(wildcards):
+    """The batch size the compile job builds for (None: one artefact runs every batch size),
+    looked up among the plan's batch sizes of this model and chip."""
+    model, chip = wildcards.model, wildcards.chip
+    backend = chip_backend(chip)
+    for batch in PLAN.batch_sizes(model, chip) + [PLAN.accuracy_batch_size(model, chip)]:
+        if backend.artefact_name(batch) == wildcards.shape:
+            return backend.compiled_batch_size(batch)
+    raise WorkflowError(
+        f"{wildcards.shape} is no artefact of {model} on {chip}: use a configured batch size"
+    )
+
+
+def compile_model_keys(wildcards):
+    """What the chip's backend reads of the model entry (its `model_keys`), so that editing
+    another key of the entry recompiles nothing."""
+    entry = PLAN.models[wildcards.model]
+    return {key: entry.get(key) for key in chip_backend(wildcards.chip).model_keys}
+
+
+def input_files(wildcards):
+    """The test set as one file per image, for chips whose backend reads input files."""
+    if chip_backend(wildcards.chip).reads_input_files:
+        return f"results/data/{wildcards.model}/input_files"
     return []
 
 
@@ -193,8 +214,7 @@ def checkpoint_input(wildcards):
 
 
 def calibration_input(wildcards):
-    backend = backends.get(PLAN.chips[wildcards.chip]["backend"])
-    if backend.needs_calibration(wildcards.precision):
+    if chip_backend(wildcards.chip).needs_calibration(wildcards.precision):
         return f"results/data/{wildcards.model}/calibration_inputs.npy"
     return []
 

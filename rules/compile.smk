@@ -1,4 +1,5 @@
-# ONNX -> the chip's artefact, per chip x precision (x batch size where the chip needs it).
+# ONNX -> the chip's artefact, per chip x precision (x batch size where the chip's backend
+# compiles one artefact per batch size: it names the {shape} folder).
 
 
 rule compile_model:
@@ -9,7 +10,8 @@ rule compile_model:
         directory("results/compiled/{model}/{chip}/{precision}/{shape}"),
     params:
         chip=chip_entry,
-        model=model_entry,
+        batch_size=compiled_batch_size,
+        model=compile_model_keys,
     log:
         "logs/compile_model/{model}_{chip}_{precision}_{shape}.log",
     conda:

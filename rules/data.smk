@@ -1,4 +1,5 @@
-# CIFAR-10: download (md5-checked), extract, preprocess per model.
+# CIFAR-10: download (md5-checked), extract, preprocess per model (as arrays, and as one
+# file per image for chips whose tool reads input files).
 
 
 rule download_cifar10:
@@ -70,14 +71,14 @@ rule preprocess_calibration_set:
         "../workflow_scripts/preprocess.py"
 
 
-rule write_bin_inputs:
+rule write_input_files:
     input:
         "results/data/{model}/test_inputs.npy",
     output:
-        directory("results/data/{model}/bin_inputs"),
+        directory("results/data/{model}/input_files"),
     log:
-        "logs/write_bin_inputs/{model}.log",
+        "logs/write_input_files/{model}.log",
     conda:
         "../envs/main.yaml"
     script:
-        "../workflow_scripts/write_bin_inputs.py"
+        "../workflow_scripts/write_input_files.py"

@@ -10,7 +10,7 @@ rule measure_accuracy:
         labels="results/data/{model}/test_labels.npy",
         preprocess="results/data/{model}/test_preprocess.json",
         weights="results/models/{model}/weights.json",
-        bin_inputs=bin_inputs,
+        input_files=input_files,
     output:
         record="results/{model}/{chip}/{precision}/accuracy.json",
         outputs="results/{model}/{chip}/{precision}/outputs.npy",

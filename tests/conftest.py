@@ -12,7 +12,7 @@ import torch
 import yaml
 from torch import nn
 
-from chipbench import cifar
+from tests.cifar_fixtures import write_tiny_archive
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_CONFIG = REPO / ".test" / "config.yaml"
@@ -27,7 +27,7 @@ def make_workdir(root: Path, n_test: int = 48, n_train: int = 64) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     archive = root / "data" / "cifar-10-python.tar.gz"
     archive.parent.mkdir(parents=True, exist_ok=True)
-    cifar.write_tiny_archive(archive, n_test=n_test, n_train=n_train, seed=1)
+    write_tiny_archive(archive, n_test=n_test, n_train=n_train, seed=1)
     write_config(root / "dataset.yaml", {
         "dataset": {"url": archive.as_uri(), "md5": md5_of(archive), "test_images": n_test}
     })

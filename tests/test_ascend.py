@@ -14,29 +14,28 @@ import pytest
 import yaml
 from onnx import TensorProto, helper
 
-from chipbench.backends import ascend
-from chipbench.backends.ascend import (
-    ais_bench_command,
-    amct_cli_command,
-    amct_plan,
-    atc_command,
+from chipbench import devices
+from chipbench.backends.ascend import BACKEND, backend
+from chipbench.backends.ascend.amct import amct_plan, quantize_int8
+from chipbench.backends.ascend.commands import ais_bench_command, amct_cli_command, atc_command
+from chipbench.backends.ascend.outputs import (
+    check_input_dir,
     collect_outputs,
-    parse_npu_smi_info,
+    input_stems,
     parse_summary,
-    quantize_int8,
-    write_bin_inputs,
 )
+from chipbench.devices import parse_npu_smi_info
 from chipbench.errors import UserError
+from chipbench.tools import run_logged, write_input_files
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "ascend"
-SEED_REPORT = REPO.parent / "shared" / "seeds" / "simclr_ascend_report.md"
 CHIPS = yaml.safe_load((REPO / "resources" / "chips.yaml").read_text())
 BATCH_SIZES = (1, 4, 8, 16, 32, 64)
 V2 = {"fp16": "fp16", "fp32": "origin", "int8": "fp16"}
 LEGACY = {"fp16": "force_fp16", "fp32": "must_keep_origin_dtype", "int8": "force_fp16"}
 # The honest "not on this host" answers are checked where the toolchains are absent (CI).
-no_cann = pytest.mark.skipif(ascend.find_atc() is not None, reason="the CANN toolkit is installed here")
+no_cann = pytest.mark.skipif(backend.find_atc() is not None, reason="the CANN toolkit is installed here")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -71,8 +70,8 @@ def tool_path(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(bin_dir))
     for variable in ("ASCEND_TOOLKIT_HOME", "ASCEND_HOME_PATH"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(ascend, "NPU_SMI_FALLBACKS", ())
-    monkeypatch.setattr(ascend, "ais_bench_importable", lambda: False)
+    monkeypatch.setattr(devices, "NPU_SMI_FALLBACKS", ())
+    monkeypatch.setattr(backend, "ais_bench_importable", lambda: False)
     return bin_dir
 
 
@@ -115,7 +114,7 @@ def test_presets_name_the_real_soc_versions_and_devices():
     for name in ("ascend310", "ascend310p"):
         assert CHIPS[name]["backend"] == "ascend"
         assert CHIPS[name]["device"] == "npu0" and CHIPS[name]["settings"]["device_id"] == 0
-        assert set(CHIPS[name]["precisions"]) <= set(ascend.BACKEND.precisions)
+        assert set(CHIPS[name]["precisions"]) <= set(BACKEND.precisions)
     assert (CHIPS["ascend310"]["label"], CHIPS["ascend310p"]["label"]) == ("310", "310P")
 
 
@@ -273,18 +272,6 @@ def test_parse_summary_rejects_other_json(tmp_path):
 # ---------------------------------------------------------------------------- input/output files
 
 
-def test_write_bin_inputs_raw_little_endian_one_file_per_image(tmp_path):
-    x = images(3)
-    paths = write_bin_inputs(x, tmp_path / "bin")
-    assert [p.name for p in paths] == ["00000.bin", "00001.bin", "00002.bin"]
-    for i, path in enumerate(paths):
-        assert path.stat().st_size == 3 * 32 * 32 * 4
-        assert path.read_bytes() == x[i].astype("<f4").tobytes()
-    (tmp_path / "bin" / "stale.bin").write_bytes(b"\0" * 4)
-    with pytest.raises(UserError, match="other input files"):
-        write_bin_inputs(x, tmp_path / "bin")
-
-
 def write_outputs_per_input(result: Path, outputs: np.ndarray, batch: int, fmt: str) -> None:
     """What ais_bench writes (per input file, padding skipped) for 00000.bin, 00001.bin, ..."""
     result.mkdir(parents=True)
@@ -347,7 +334,7 @@ def test_collect_outputs_uses_the_given_input_names(tmp_path):
     (tmp_path / "in").mkdir()
     for name in ("img_10.bin", "img_2.bin", "img_1.bin"):
         (tmp_path / "in" / name).write_bytes(b"")
-    assert ascend.input_stems(tmp_path / "in") == ["img_1", "img_2", "img_10"]
+    assert input_stems(tmp_path / "in") == ["img_1", "img_2", "img_10"]
 
 
 # ---------------------------------------------------------------------------- npu-smi
@@ -359,12 +346,6 @@ def test_parse_npu_smi_info_seed_table():
         {"npu": 0, "name": "310P3", "health": "OK", "chip": 0, "device": 0, "bus_id": "0000:82:00.0"},
         {"npu": 1, "name": "310P3", "health": "OK", "chip": 0, "device": 1, "bus_id": "0000:89:00.0"},
     ]
-
-
-@pytest.mark.skipif(not SEED_REPORT.is_file(), reason="shared/seeds not beside the repository")
-def test_parse_npu_smi_info_straight_from_the_seed_report():
-    chips = parse_npu_smi_info(SEED_REPORT.read_text())
-    assert [(c["name"], c["device"]) for c in chips] == [("310P3", 0), ("310P3", 1)]
 
 
 def test_parse_npu_smi_info_310_card_ignores_process_table():
@@ -380,7 +361,7 @@ def test_parse_npu_smi_info_310_card_ignores_process_table():
 
 @no_cann
 def test_availability_here_names_atc_first():
-    result = ascend.BACKEND.availability(CHIPS["ascend310p"])
+    result = BACKEND.availability(CHIPS["ascend310p"])
     assert result.ok is False
     assert result.reason == (
         "atc not found (install the CANN toolkit and source "
@@ -389,7 +370,7 @@ def test_availability_here_names_atc_first():
 
 
 def test_availability_progresses_as_tools_appear(tool_path, tmp_path):
-    backend = ascend.BACKEND
+    backend = BACKEND
     assert backend.availability(CHIPS["ascend310p"]).reason.startswith("atc not found")
     install(tool_path, "atc", FIXTURES / "fake_atc.py")
     install_npu_smi(tool_path, FIXTURES / "npu_smi_info_310p3.txt")
@@ -414,12 +395,12 @@ def test_availability_310_card_and_failing_npu_smi(tool_path, tmp_path):
     install(tool_path, "atc", FIXTURES / "fake_atc.py")
     install(tool_path, "msit", FIXTURES / "fake_msit.py")
     install_npu_smi(tool_path, FIXTURES / "npu_smi_info_310.txt")
-    assert ascend.BACKEND.availability(chip("ascend310", device_id=3)).ok
-    assert not ascend.BACKEND.availability(CHIPS["ascend310p"]).ok
+    assert BACKEND.availability(chip("ascend310", device_id=3)).ok
+    assert not BACKEND.availability(CHIPS["ascend310p"]).ok
     broken = tmp_path / "broken.txt"
     broken.write_text("dcmi model initialized failed, because the device is used. ret is -8020\n")
     install_npu_smi(tool_path, broken, exit_code=1)
-    assert ascend.BACKEND.availability(CHIPS["ascend310"]).reason == (
+    assert BACKEND.availability(CHIPS["ascend310"]).reason == (
         "npu-smi info failed with exit code 1: dcmi model initialized failed, because the device is used. ret is -8020"
     )
 
@@ -427,14 +408,14 @@ def test_availability_310_card_and_failing_npu_smi(tool_path, tmp_path):
 def test_atc_found_under_toolkit_home(tool_path, tmp_path, monkeypatch):
     home = tmp_path / "ascend-toolkit" / "latest"
     install(home / "bin", "atc", FIXTURES / "fake_atc.py")
-    assert ascend.find_atc() is None
+    assert backend.find_atc() is None
     monkeypatch.setenv("ASCEND_HOME_PATH", str(home))
-    assert ascend.find_atc() == str(home / "bin" / "atc")
+    assert backend.find_atc() == str(home / "bin" / "atc")
 
 
 def test_compile_with_unavailable_chip_is_one_line_user_error(tool_path, tmp_path):
     with pytest.raises(UserError) as error:
-        ascend.BACKEND.compile(tiny_onnx(tmp_path / "m.onnx"), tmp_path / "out", "fp16", 8, CHIPS["ascend310p"], None)
+        BACKEND.compile(tiny_onnx(tmp_path / "m.onnx"), tmp_path / "out", "fp16", 8, CHIPS["ascend310p"], None)
     assert str(error.value).startswith("atc not found") and "\n" not in str(error.value)
 
 
@@ -561,7 +542,7 @@ def atc_calls(root: Path) -> list[dict]:
 def test_compile_runs_exact_atc_command(ascend_host, capfd):
     model = tiny_onnx(ascend_host / "model.onnx")
     out = ascend_host / "compiled" / "bs8"
-    manifest = ascend.BACKEND.compile(model, out, "fp16", 8, CHIPS["ascend310p"], None)
+    manifest = BACKEND.compile(model, out, "fp16", 8, CHIPS["ascend310p"], None)
     call = atc_calls(ascend_host)[-1]
     expected = [
         "--framework=5", f"--model={model}", f"--output={out}/model_bs8", "--input_format=NCHW",
@@ -582,7 +563,7 @@ def test_compile_runs_exact_atc_command(ascend_host, capfd):
 def test_compile_legacy_flag_and_fp32(ascend_host):
     model = tiny_onnx(ascend_host / "model.onnx")
     entry = chip("ascend310p", atc_precision_flag="precision_mode")
-    ascend.BACKEND.compile(model, ascend_host / "c", "fp32", 1, entry, None)
+    BACKEND.compile(model, ascend_host / "c", "fp32", 1, entry, None)
     assert atc_calls(ascend_host)[-1]["args"][-1] == "--precision_mode=must_keep_origin_dtype"
 
 
@@ -592,7 +573,7 @@ def test_compile_int8_quantizes_with_amct_then_compiles_deploy_model_fp16(ascend
     model = tiny_onnx(ascend_host / "model.onnx")
     np.save(ascend_host / "calibration.npy", images(100))
     out = ascend_host / "int8" / "bs4"
-    manifest = ascend.BACKEND.compile(model, out, "int8", 4, CHIPS["ascend310p"], ascend_host / "calibration.npy")
+    manifest = BACKEND.compile(model, out, "int8", 4, CHIPS["ascend310p"], ascend_host / "calibration.npy")
     args = atc_calls(ascend_host)[-1]["args"]
     assert f"--model={out}/amct/model_deploy_model.onnx" in args
     assert args[-1] == "--precision_mode_v2=fp16"
@@ -604,19 +585,19 @@ def test_compile_int8_quantizes_with_amct_then_compiles_deploy_model_fp16(ascend
 def test_failing_atc_is_a_one_line_user_error(ascend_host):
     (ascend_host / "broken.onnx").write_bytes(b"not onnx")
     with pytest.raises(Exception):
-        ascend.BACKEND.compile(ascend_host / "broken.onnx", ascend_host / "c", "fp16", 1, CHIPS["ascend310p"], None)
+        BACKEND.compile(ascend_host / "broken.onnx", ascend_host / "c", "fp16", 1, CHIPS["ascend310p"], None)
     model = tiny_onnx(ascend_host / "model.onnx")
     with pytest.raises(UserError, match="^atc failed with exit code 1: its messages"):
-        ascend.run_logged(["atc", "--framework=5", f"--model={model}"], what="atc")
+        run_logged(["atc", "--framework=5", f"--model={model}"], what="atc")
 
 
 def compiled_runner(root: Path, batch: int, **settings):
     model = tiny_onnx(root / "model.onnx")
     out = root / f"compiled_bs{batch}"
     entry = chip("ascend310p", tool="msit", **settings)
-    manifest = ascend.BACKEND.compile(model, out, "fp16", batch, entry, None)
+    manifest = BACKEND.compile(model, out, "fp16", batch, entry, None)
     manifest["batch_size"] = batch  # compile_model.py adds it
-    return ascend.BACKEND.load(out, manifest, entry, threads=1)
+    return BACKEND.load(out, manifest, entry, threads=1)
 
 
 @pytest.mark.parametrize("batch", [1, 4])
@@ -637,13 +618,13 @@ def test_run_all_other_output_formats(ascend_host, fmt):
 def test_run_all_reads_the_workflows_bin_folder_and_checks_it(ascend_host):
     runner = compiled_runner(ascend_host, 4)
     x = images(9)
-    write_bin_inputs(x, ascend_host / "bin_inputs")
-    np.testing.assert_allclose(runner.run_all(x, 4, input_dir=ascend_host / "bin_inputs"),
+    write_input_files(x, ascend_host / "input_files")
+    np.testing.assert_allclose(runner.run_all(x, 4, input_dir=ascend_host / "input_files"),
                                fake_outputs(x), rtol=1e-5, atol=1e-5)
     with pytest.raises(UserError, match="00000.bin does not hold image 0"):
-        runner.run_all(images(9, seed=5), 4, input_dir=ascend_host / "bin_inputs")
+        runner.run_all(images(9, seed=5), 4, input_dir=ascend_host / "input_files")
     with pytest.raises(UserError, match="holds 9 input files for 8 images"):
-        runner.run_all(x[:8], 4, input_dir=ascend_host / "bin_inputs")
+        runner.run_all(x[:8], 4, input_dir=ascend_host / "input_files")
     with pytest.raises(UserError, match="compiled for batch size 4, not 8"):
         runner.run_all(x, 8)
 
@@ -677,20 +658,20 @@ def test_run_needs_ais_bench_python_api(ascend_host, monkeypatch):
 
 
 def test_version_without_cann_says_unknown(tool_path):
-    assert ascend.BACKEND.version().startswith("CANN unknown")
+    assert BACKEND.version().startswith("CANN unknown")
 
 
 # ---------------------------------------------------------------------------- workflow rule
 
 
-def test_write_bin_inputs_rule(tmp_path):
+def test_write_input_files_rule(tmp_path):
     from tests.conftest import make_workdir, snakemake
 
     workdir = make_workdir(tmp_path / "run", n_test=10, n_train=8)
-    result = snakemake(workdir, "results/data/simclrv2/bin_inputs", cores=1)
+    result = snakemake(workdir, "results/data/simclrv2/input_files", cores=1)
     assert result.returncode == 0, result.stderr[-3000:]
     inputs = np.load(workdir / "results" / "data" / "simclrv2" / "test_inputs.npy")
-    files = sorted((workdir / "results" / "data" / "simclrv2" / "bin_inputs").glob("*.bin"))
+    files = sorted((workdir / "results" / "data" / "simclrv2" / "input_files").glob("*.bin"))
     assert [f.name for f in files] == [f"{i:05d}.bin" for i in range(10)]
     # Snakemake's .snakemake_timestamp in the folder is not an input file for ais_bench
-    assert ascend.check_input_dir(files[0].parent, inputs) == [f"{i:05d}" for i in range(10)]
+    assert check_input_dir(files[0].parent, inputs) == [f"{i:05d}" for i in range(10)]

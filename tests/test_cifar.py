@@ -1,4 +1,5 @@
-"""Tests for chipbench.cifar: fetch, md5, extract, load_batch, write_tiny_archive."""
+"""Tests for chipbench.cifar (fetch, md5, extract, load_batch) and for the tiny archive the
+tests build in the real archive's format (tests/cifar_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from chipbench import cifar
 from chipbench.errors import UserError
+from tests.cifar_fixtures import Py2Pickler, tiny_images, write_tiny_archive
 
 
 # --------------------------------------------------------------------------- helpers
@@ -24,7 +26,7 @@ from chipbench.errors import UserError
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny") / "cifar-10-python.tar.gz"
-    cifar.write_tiny_archive(path, n_test=60, n_train=40, seed=3)
+    write_tiny_archive(path, n_test=60, n_train=40, seed=3)
     return path
 
 
@@ -88,7 +90,7 @@ def test_load_batch_pixel_layout_and_key_styles(tmp_path, style):
     elif style == "str-keys":
         blob = pickle.dumps({"data": data, "labels": [7, 2], "batch_label": "x"})
     elif style == "py2":
-        blob = cifar._Py2Pickler().dumps({"data": data, "labels": [7, 2], "batch_label": "x"})
+        blob = Py2Pickler().dumps({"data": data, "labels": [7, 2], "batch_label": "x"})
     else:  # Python 3 protocol 2: bytes go through _codecs.encode
         blob = pickle.dumps({b"data": data, b"labels": np.array([7, 2])}, protocol=2)
     path = tmp_path / "batch"
@@ -102,7 +104,7 @@ def test_py2_pickle_loads_like_the_real_archive(tmp_path):
     """The writer's 'bytes' mode mimics Python 2 pickles: keys are bytes with
     encoding='bytes' and str with encoding='latin1', and the array survives both."""
     data = _hand_data()
-    blob = cifar._Py2Pickler().dumps({"data": data, "labels": [7, 2], "batch_label": "testing"})
+    blob = Py2Pickler().dumps({"data": data, "labels": [7, 2], "batch_label": "testing"})
     as_bytes = pickle.loads(blob, encoding="bytes")
     as_latin1 = pickle.loads(blob, encoding="latin1")
     assert set(as_bytes) == {b"data", b"labels", b"batch_label"}
@@ -115,8 +117,8 @@ def test_py2_pickle_loads_like_the_real_archive(tmp_path):
 def test_both_archive_encodings_load_to_same_arrays(tmp_path):
     a = tmp_path / "a.tar.gz"
     b = tmp_path / "b.tar.gz"
-    cifar.write_tiny_archive(a, n_test=30, n_train=20, seed=9, key_encoding="bytes")
-    cifar.write_tiny_archive(b, n_test=30, n_train=20, seed=9, key_encoding="str")
+    write_tiny_archive(a, n_test=30, n_train=20, seed=9, key_encoding="bytes")
+    write_tiny_archive(b, n_test=30, n_train=20, seed=9, key_encoding="str")
     assert a.read_bytes() != b.read_bytes()
     ra = cifar.extract(a, tmp_path / "a")
     rb = cifar.extract(b, tmp_path / "b")
@@ -189,9 +191,9 @@ def test_load_batch_empty_batch(tmp_path):
 
 def test_tiny_archive_is_byte_identical_and_seeded(tmp_path):
     paths = [tmp_path / f"{k}.tar.gz" for k in range(3)]
-    cifar.write_tiny_archive(paths[0], 20, 10, seed=1)
-    cifar.write_tiny_archive(paths[1], 20, 10, seed=1)
-    cifar.write_tiny_archive(paths[2], 20, 10, seed=2)
+    write_tiny_archive(paths[0], 20, 10, seed=1)
+    write_tiny_archive(paths[1], 20, 10, seed=1)
+    write_tiny_archive(paths[2], 20, 10, seed=2)
     assert paths[0].read_bytes() == paths[1].read_bytes()
     assert paths[0].read_bytes() != paths[2].read_bytes()
     raw = paths[0].read_bytes()
@@ -230,8 +232,8 @@ def test_tiny_archive_contents(tiny, tmp_path):
 def test_tiny_images_are_learnable():
     """A nearest-class-mean rule on the brightest pixels' colour, fitted on the train
     images, classifies the test images far above chance (10 %)."""
-    x_train, y_train = cifar._tiny_images(300, np.random.default_rng([0, 1]))
-    x_test, y_test = cifar._tiny_images(200, np.random.default_rng([0, 0]))
+    x_train, y_train = tiny_images(300, np.random.default_rng([0, 1]))
+    x_test, y_test = tiny_images(200, np.random.default_rng([0, 0]))
 
     def features(x):
         return np.sort(x.reshape(len(x), 3, -1).astype(float), axis=2)[:, :, -100:].mean(axis=2)
@@ -245,9 +247,9 @@ def test_tiny_images_are_learnable():
 
 def test_tiny_archive_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError):
-        cifar.write_tiny_archive(tmp_path / "x.tar.gz", 1, 1, 0, key_encoding="utf8")
+        write_tiny_archive(tmp_path / "x.tar.gz", 1, 1, 0, key_encoding="utf8")
     with pytest.raises(ValueError):
-        cifar.write_tiny_archive(tmp_path / "x.tar.gz", -1, 1, 0)
+        write_tiny_archive(tmp_path / "x.tar.gz", -1, 1, 0)
     assert _files(tmp_path) == []
 
 

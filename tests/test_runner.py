@@ -61,3 +61,34 @@ def test_batch_size_does_not_change_predictions(compiled_simclrv2):
     np.testing.assert_array_equal(one.argmax(1), many.argmax(1))
     np.testing.assert_allclose(one, many, rtol=1e-4, atol=1e-4)
     assert runner.settings()["intra_op_num_threads"] == 1
+
+
+def test_backends_declare_artefact_names_input_files_and_model_keys():
+    """What the rules ask a backend (rules/common.smk), never naming one."""
+    from chipbench import backends
+
+    declared = {
+        name: (backend.artefact_name(8), backend.compiled_batch_size(8),
+               backend.reads_input_files, backend.model_keys)
+        for name in backends.names()
+        for backend in [backends.get(name)]
+    }
+    assert declared == {
+        "ascend": ("bs8", 8, True, ()),
+        "onnxruntime": ("dynamic", None, False, ()),
+        "onnxruntime_gpu": ("dynamic", None, False, ()),
+        "openvino": ("dynamic", None, False, ()),
+        "pytorch": ("dynamic", None, False, ("arch", "checkpoint", "onnx")),
+        "tensorrt": ("bs8", 8, False, ()),
+        "tpu_mlir": ("bs8", 8, False, ()),
+    }
+
+
+def test_runners_say_who_holds_the_clock():
+    from chipbench.backends.ascend.runner import AscendRunner
+    from chipbench.backends.tensorrt.runner import TensorRTRunner
+    from chipbench.provenance import CORE_TIMER
+
+    assert StaticShapeDouble(1).timer == CORE_TIMER
+    assert AscendRunner.timer.startswith("ais_bench/msit: NPU compute time")
+    assert TensorRTRunner.timer.startswith("CUDA events around the TensorRT enqueue")

@@ -12,8 +12,14 @@ import numpy as np
 import pytest
 import yaml
 
-from chipbench.backends import onnxruntime_gpu, tensorrt
-from chipbench.backends.tensorrt import DeviceBuffer, builder_config
+from chipbench import devices
+from chipbench.backends import onnxruntime_gpu
+from chipbench.backends.tensorrt import BACKEND, backend
+from chipbench.backends.tensorrt import cuda as cuda_api
+from chipbench.backends.tensorrt import engine as trt_engine
+from chipbench.backends.tensorrt import runner as trt_runner_module
+from chipbench.backends.tensorrt.cuda import DeviceBuffer
+from chipbench.backends.tensorrt.engine import builder_config
 from chipbench.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,7 +41,7 @@ def ort_has_cuda() -> bool:
 # These check the honest "not on this host" answers of a host without a GPU stack (CI's);
 # on a GPU host they do not apply.
 no_tensorrt = pytest.mark.skipif(importable("tensorrt"), reason="tensorrt is installed here")
-no_cuda = pytest.mark.skipif(tensorrt.cuda_device_count()[0] > 0 or importable("cuda") or importable("pycuda"),
+no_cuda = pytest.mark.skipif(devices.cuda_device_count()[0] > 0 or importable("cuda") or importable("pycuda"),
                              reason="a CUDA binding or device is present here")
 no_ort_gpu = pytest.mark.skipif(ort_has_cuda(), reason="onnxruntime-gpu is installed here")
 
@@ -95,12 +101,12 @@ def test_presets():
     assert CHIPS["t4"]["backend"] == "tensorrt" and CHIPS["t4"]["device"] == "cuda0"
     assert CHIPS["t4"]["precisions"] == ["fp16"] and CHIPS["t4"]["label"] == "T4"
     assert CHIPS["t4_ort"]["backend"] == "onnxruntime_gpu" and CHIPS["t4_ort"]["device"] == "cuda0"
-    assert tensorrt.BACKEND.static_batch and set(tensorrt.BACKEND.precisions) == {"fp32", "fp16", "int8"}
+    assert BACKEND.static_batch and set(BACKEND.precisions) == {"fp32", "fp16", "int8"}
 
 
 @no_tensorrt
 def test_tensorrt_unavailable_here_says_why():
-    result = tensorrt.BACKEND.availability(CHIPS["t4"])
+    result = BACKEND.availability(CHIPS["t4"])
     assert result.ok is False
     assert result.reason.startswith("tensorrt is not importable (No module named 'tensorrt')")
     assert "pip install tensorrt" in result.reason
@@ -108,28 +114,28 @@ def test_tensorrt_unavailable_here_says_why():
 
 def test_tensorrt_availability_progresses(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
-    monkeypatch.setattr(tensorrt, "cuda_binding", lambda preference="auto": None)
-    assert tensorrt.BACKEND.availability(CHIPS["t4"]).reason.startswith(
+    monkeypatch.setattr(backend, "cuda_binding", lambda preference="auto": None)
+    assert BACKEND.availability(CHIPS["t4"]).reason.startswith(
         "no CUDA Python binding imports (cuda-python, pycuda or CUDA torch): pip install cuda-python")
-    monkeypatch.setattr(tensorrt, "cuda_binding", lambda preference="auto": "cuda-python")
-    monkeypatch.setattr(tensorrt, "cuda_device_count", lambda: (0, "nvidia-smi -L"))
-    assert tensorrt.BACKEND.availability(CHIPS["t4"]).reason == (
+    monkeypatch.setattr(backend, "cuda_binding", lambda preference="auto": "cuda-python")
+    monkeypatch.setattr(devices, "cuda_device_count", lambda: (0, "nvidia-smi -L"))
+    assert BACKEND.availability(CHIPS["t4"]).reason == (
         "no CUDA device visible (nvidia-smi -L): check the NVIDIA driver with nvidia-smi")
-    monkeypatch.setattr(tensorrt, "cuda_device_count", lambda: (1, "torch.cuda"))
-    assert tensorrt.BACKEND.availability(CHIPS["t4"]).ok
+    monkeypatch.setattr(devices, "cuda_device_count", lambda: (1, "torch.cuda"))
+    assert BACKEND.availability(CHIPS["t4"]).ok
     t4_on_1 = {**CHIPS["t4"], "settings": {**CHIPS["t4"]["settings"], "device_id": 1}}
-    assert tensorrt.BACKEND.availability(t4_on_1).reason == "CUDA device 1 does not exist (1 visible, torch.cuda)"
+    assert BACKEND.availability(t4_on_1).reason == "CUDA device 1 does not exist (1 visible, torch.cuda)"
 
 
 @no_cuda
 def test_no_cuda_binding_or_device_on_this_host():
-    assert tensorrt.cuda_binding("auto") is None
-    count, how = tensorrt.cuda_device_count()
+    assert cuda_api.cuda_binding("auto") is None
+    count, how = devices.cuda_device_count()
     assert count == 0 and how
     with pytest.raises(UserError, match="no CUDA Python binding imports"):
-        tensorrt.open_cuda(0)
+        cuda_api.open_cuda(0)
     with pytest.raises(UserError, match="cuda_binding 'cupy' is not known"):
-        tensorrt.cuda_binding("cupy")
+        cuda_api.cuda_binding("cupy")
 
 
 @no_ort_gpu
@@ -147,9 +153,9 @@ def test_onnxruntime_gpu_availability_checks_the_device(monkeypatch):
 
     monkeypatch.setattr(onnxruntime, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(tensorrt, "cuda_device_count", lambda: (0, "nvidia-smi -L"))
+    monkeypatch.setattr(devices, "cuda_device_count", lambda: (0, "nvidia-smi -L"))
     assert onnxruntime_gpu.BACKEND.availability(CHIPS["t4_ort"]).reason.startswith("no CUDA device visible")
-    monkeypatch.setattr(tensorrt, "cuda_device_count", lambda: (2, "torch.cuda"))
+    monkeypatch.setattr(devices, "cuda_device_count", lambda: (2, "torch.cuda"))
     assert onnxruntime_gpu.BACKEND.availability(CHIPS["t4_ort"]).ok
 
 
@@ -348,7 +354,7 @@ def test_build_engine_applies_the_builder_settings(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(calls))
     (tmp_path / "model.onnx").write_bytes(b"x" * 10)
     config = builder_config("fp16", 8, 256)
-    built = tensorrt.build_engine(tmp_path / "model.onnx", tmp_path / "model_bs8.engine", config)
+    built = trt_engine.build_engine(tmp_path / "model.onnx", tmp_path / "model_bs8.engine", config)
     assert (tmp_path / "model_bs8.engine").read_bytes() == b"ENGINE"
     assert built == {"calibration_batches": None, "tensorrt_version": "10.0.0-fake"}
     assert [name for name, _ in calls] == [
@@ -367,17 +373,17 @@ def test_build_engine_int8_sets_calibrator_and_fp32_clears_tf32(tmp_path, monkey
     calls = []
     cuda = FakeCuda()
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(calls, cuda))
-    monkeypatch.setattr(tensorrt, "open_cuda", lambda device_id=0, preference="auto": cuda)
+    monkeypatch.setattr(trt_engine, "open_cuda", lambda device_id=0, preference="auto": cuda)
     (tmp_path / "model.onnx").write_bytes(b"x")
     np.save(tmp_path / "calibration.npy", np.ones((20, 3, 32, 32), np.float32))
     config = builder_config("int8", 8, 64, calibration=tmp_path / "calibration.npy")
-    tensorrt.build_engine(tmp_path / "model.onnx", tmp_path / "e.engine", config)
+    trt_engine.build_engine(tmp_path / "model.onnx", tmp_path / "e.engine", config)
     names = [name for name, _ in calls]
     assert ("config.set_flag", ("INT8",)) in calls and ("config.set_flag", ("FP16",)) in calls
     assert "IInt8EntropyCalibrator2.__init__" in names
     assert "config.int8_calibrator=" in names and "config.set_calibration_profile" in names
     calls.clear()
-    tensorrt.build_engine(tmp_path / "model.onnx", tmp_path / "e.engine", builder_config("fp32", 8, 64))
+    trt_engine.build_engine(tmp_path / "model.onnx", tmp_path / "e.engine", builder_config("fp32", 8, 64))
     assert ("config.clear_flag", ("TF32",)) in calls
     assert not [c for c in calls if c[0] == "config.set_flag"]
 
@@ -386,14 +392,14 @@ def test_build_failure_is_a_user_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt([], build_ok=False))
     (tmp_path / "model.onnx").write_bytes(b"x")
     with pytest.raises(UserError, match="could not build the engine"):
-        tensorrt.build_engine(tmp_path / "model.onnx", tmp_path / "e", builder_config("fp16", 1, 64))
+        trt_engine.build_engine(tmp_path / "model.onnx", tmp_path / "e", builder_config("fp16", 1, 64))
 
 
 def test_entropy_calibrator_feeds_whole_batches_and_caches(tmp_path):
     trt = fake_tensorrt([])
     cuda = FakeCuda()
     data = np.arange(10 * 3 * 32 * 32, dtype=np.float32).reshape(10, 3, 32, 32)
-    calibrator = tensorrt.make_entropy_calibrator(trt, cuda, data, 4, tmp_path / "calibration.cache")
+    calibrator = trt_engine.make_entropy_calibrator(trt, cuda, data, 4, tmp_path / "calibration.cache")
     assert isinstance(calibrator, trt.IInt8EntropyCalibrator2) and calibrator.get_batch_size() == 4
     first = calibrator.get_batch(["input"])
     assert first == [calibrator.buffer.ptr]
@@ -413,10 +419,10 @@ def test_entropy_calibrator_feeds_whole_batches_and_caches(tmp_path):
 def trt_runner(tmp_path, monkeypatch):
     cuda = FakeCuda()
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt([], cuda))
-    monkeypatch.setattr(tensorrt, "open_cuda", lambda device_id=0, preference="auto": cuda)
+    monkeypatch.setattr(trt_runner_module, "open_cuda", lambda device_id=0, preference="auto": cuda)
     (tmp_path / "model_bs4.engine").write_bytes(b"ENGINE")
     manifest = {"model": "model_bs4.engine", "batch_size": 4, "precision": "fp16", "builder": {"flags": ["FP16"]}}
-    runner = tensorrt.BACKEND.load(tmp_path, manifest, CHIPS["t4"], threads=1)
+    runner = BACKEND.load(tmp_path, manifest, CHIPS["t4"], threads=1)
     return runner, cuda
 
 
@@ -463,9 +469,9 @@ def test_compile_writes_engine_and_manifest(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(calls))
     model = tiny_onnx(tmp_path / "model.onnx")
-    manifest = tensorrt.BACKEND.compile(model, tmp_path / "bs16", "fp16", 16, CHIPS["t4"], None)
+    manifest = BACKEND.compile(model, tmp_path / "bs16", "fp16", 16, CHIPS["t4"], None)
     assert manifest["model"] == "model_bs16.engine" and (tmp_path / "bs16" / "model_bs16.engine").is_file()
     assert manifest["builder"]["flags"] == ["FP16"]
     assert manifest["builder"]["profile"]["opt"] == (16, 3, 32, 32)
     with pytest.raises(UserError, match="one batch size"):
-        tensorrt.BACKEND.compile(model, tmp_path / "x", "fp16", None, CHIPS["t4"], None)
+        BACKEND.compile(model, tmp_path / "x", "fp16", None, CHIPS["t4"], None)

@@ -15,16 +15,17 @@ import pytest
 import yaml
 
 from chipbench import tpu_mlir_env
-from chipbench.backends import get, tpu_mlir
-from chipbench.backends.tpu_mlir import (
-    SailRunner,
-    bmrt_test_command,
+from chipbench.backends import get
+from chipbench.backends.tpu_mlir import chip as tpu_chip
+from chipbench.backends.tpu_mlir import simulator
+from chipbench.backends.tpu_mlir import toolchain as tpu_toolchain
+from chipbench.backends.tpu_mlir.backend import write_calibration_set
+from chipbench.backends.tpu_mlir.chip import SailRunner, bmrt_test_command, parse_bmrt_test
+from chipbench.backends.tpu_mlir.toolchain import (
     calibration_command,
     deploy_command,
-    parse_bmrt_test,
     parse_compiler_profile,
     transform_command,
-    write_calibration_set,
 )
 from chipbench.errors import UserError
 
@@ -113,7 +114,7 @@ def test_deploy_command_rejects_int8_without_table_and_unknown_precision(venv):
 
 
 def test_bmrt_test_command(monkeypatch):
-    monkeypatch.setattr(tpu_mlir, "bmrt_test_path", lambda: "/opt/sophon/bin/bmrt_test")
+    monkeypatch.setattr(tpu_chip, "bmrt_test_path", lambda: "/opt/sophon/bin/bmrt_test")
     assert bmrt_test_command(Path("/c/model.bmodel"), 120, 1) == [
         "/opt/sophon/bin/bmrt_test", "--bmodel", "/c/model.bmodel", "--loopnum", "120",
         "--devid", "1",
@@ -219,7 +220,7 @@ class FakeSail:
 
 
 def test_sail_runner_runs_every_image_through_the_engine(tmp_path, monkeypatch):
-    monkeypatch.setattr(tpu_mlir, "bmrt_test_path", lambda: None)
+    monkeypatch.setattr(tpu_chip, "bmrt_test_path", lambda: None)
     runner = SailRunner(tmp_path / "model.bmodel", dev_id=1, sail=FakeSail)
     engine = FakeSail.engines[-1]
     assert (engine.bmodel, engine.dev_id) == (str(tmp_path / "model.bmodel"), 1)
@@ -246,7 +247,7 @@ def test_sail_runner_benchmark_uses_bmrt_test(tmp_path, monkeypatch):
         'done\n'
     )
     fake.chmod(0o755)
-    monkeypatch.setattr(tpu_mlir, "bmrt_test_path", lambda: str(fake))
+    monkeypatch.setattr(tpu_chip, "bmrt_test_path", lambda: str(fake))
     runner = SailRunner(tmp_path / "model.bmodel", dev_id=0, sail=FakeSail)
     latencies = runner.benchmark(np.zeros((4, 3, 32, 32), np.float32),
                                  {"warmup_iterations": 2, "min_iterations": 3,
@@ -266,23 +267,23 @@ def no_sail():
 
 
 def test_chip_status_reasons(monkeypatch):
-    monkeypatch.setattr(tpu_mlir, "import_sail", no_sail)
-    reason = tpu_mlir.chip_status(0).reason
+    monkeypatch.setattr(tpu_chip, "import_sail", no_sail)
+    reason = tpu_chip.chip_status(0).reason
     assert "sophon-sail is not importable" in reason and "SOPHON SDK" in reason
 
-    monkeypatch.setattr(tpu_mlir, "import_sail", lambda: FakeSail)
-    monkeypatch.setattr(tpu_mlir, "device_nodes", lambda devid=None: [])
-    reason = tpu_mlir.chip_status(0).reason
+    monkeypatch.setattr(tpu_chip, "import_sail", lambda: FakeSail)
+    monkeypatch.setattr(tpu_chip, "device_nodes", lambda devid=None: [])
+    reason = tpu_chip.chip_status(0).reason
     assert "/dev/bm-sophon0" in reason and "/dev/bm-tpu0" in reason
 
-    monkeypatch.setattr(tpu_mlir, "device_nodes",
+    monkeypatch.setattr(tpu_chip, "device_nodes",
                         lambda devid=None: [] if devid == 1 else ["/dev/bm-sophon0"])
-    assert "present: /dev/bm-sophon0" in tpu_mlir.chip_status(1).reason
-    assert tpu_mlir.chip_status(0).ok
+    assert "present: /dev/bm-sophon0" in tpu_chip.chip_status(1).reason
+    assert tpu_chip.chip_status(0).ok
 
 
 def test_availability_needs_python310_or_the_venv(monkeypatch, tmp_path):
-    monkeypatch.setattr(tpu_mlir, "import_sail", no_sail)
+    monkeypatch.setattr(tpu_chip, "import_sail", no_sail)
     monkeypatch.setenv(tpu_mlir_env.VENV_ENV_VAR, str(tmp_path / "absent"))
     monkeypatch.setattr(tpu_mlir_env, "find_python310", lambda: None)
     backend = get("tpu_mlir")
@@ -303,7 +304,7 @@ def test_availability_needs_python310_or_the_venv(monkeypatch, tmp_path):
 
 
 def test_simulator_runner_refuses_to_time(tmp_path):
-    runner = tpu_mlir.MlirRunner(tmp_path, {"batch_size": 1, "tpu_mlir": "x_tpu.mlir",
+    runner = simulator.MlirRunner(tmp_path, {"batch_size": 1, "tpu_mlir": "x_tpu.mlir",
                                             "estimated_latency_ms": 1.2}, 2)
     with pytest.raises(UserError, match="1.2 ms"):
         runner.benchmark(np.zeros((1, 3, 32, 32), np.float32), {})
@@ -318,7 +319,7 @@ def test_chip_preset():
     assert preset["precisions"] == ["fp32", "fp16", "int8"]
     assert preset["batch_sizes"] == [1, 4]
     assert preset["device"] == "host"
-    assert set(preset["settings"]) <= set(tpu_mlir.DEFAULT_SETTINGS)
+    assert set(preset["settings"]) <= set(tpu_toolchain.DEFAULT_SETTINGS)
 
 
 # ---------------------------------------------------------------------------- venv logic

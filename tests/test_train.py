@@ -23,6 +23,7 @@ import yaml
 
 from chipbench import cifar, linear_probe, models, train
 from chipbench.errors import UserError
+from tests.cifar_fixtures import write_tiny_archive
 from tests.conftest import REPO, md5_of
 
 CPU = torch.device("cpu")
@@ -53,7 +54,7 @@ def batches(tmp_path_factory) -> Path:
     """Extracted test_batch and data_batch_1 (64 images) of a tiny archive."""
     root = tmp_path_factory.mktemp("cifar")
     archive = root / "cifar-10-python.tar.gz"
-    cifar.write_tiny_archive(archive, n_test=32, n_train=64, seed=1)
+    write_tiny_archive(archive, n_test=32, n_train=64, seed=1)
     cifar.extract(archive, root / "batches")
     return root / "batches"
 
@@ -330,7 +331,7 @@ def rules_workdir(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("rules")
     (workdir / "Snakefile").write_text(SNAKEFILE.format(repo=REPO))
     archive = workdir / "data" / "cifar-10-python.tar.gz"
-    cifar.write_tiny_archive(archive, n_test=32, n_train=64, seed=1)
+    write_tiny_archive(archive, n_test=32, n_train=64, seed=1)
     (workdir / "tiny.yaml").write_text(yaml.safe_dump({
         "dataset": {"url": str(archive), "md5": md5_of(archive), "test_images": 32,
                     "train_batches": 1,

@@ -16,15 +16,13 @@ def main(smk):
         raise UserError(
             f"chip {smk.wildcards.chip} is not available on this host: {availability.reason}"
         )
-    shape = smk.wildcards.shape
-    batch_size = int(shape[2:]) if shape.startswith("bs") else None
+    batch_size = smk.params.batch_size
     out_dir = Path(smk.output[0])
     out_dir.mkdir(parents=True, exist_ok=True)
     calibration = Path(smk.input.calibration) if smk.input.calibration else None
-    extra = {"model": smk.params.model} if backend.needs_model else {}
     manifest = backend.compile(
         Path(smk.input.onnx), out_dir, smk.wildcards.precision, batch_size, chip, calibration,
-        **extra,
+        model=smk.params.model,
     )
     manifest.update(backend=backend.name, backend_version=backend.version(), batch_size=batch_size)
     write_json(out_dir / COMPILED_MANIFEST, manifest)

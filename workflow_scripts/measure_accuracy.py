@@ -15,7 +15,7 @@ def main(smk):
     runner = backend.open(smk.input.compiled, chip, smk.threads)
     inputs = np.load(smk.input.inputs, mmap_mode="r")
     started = time.perf_counter()
-    outputs = runner.run_all(inputs, smk.params.batch_size, smk.input.bin_inputs or None)
+    outputs = runner.run_all(inputs, smk.params.batch_size, smk.input.input_files or None)
     inferred = time.perf_counter()
     metric = smk.params.model["metric"]
     scored = infer.score(
