@@ -24,7 +24,6 @@ from chipbench.backends.ascend.outputs import (
     input_stems,
     parse_summary,
 )
-from chipbench.devices import parse_npu_smi_info
 from chipbench.errors import UserError
 from chipbench.tools import run_logged, write_input_files
 
@@ -335,25 +334,6 @@ def test_collect_outputs_uses_the_given_input_names(tmp_path):
     for name in ("img_10.bin", "img_2.bin", "img_1.bin"):
         (tmp_path / "in" / name).write_bytes(b"")
     assert input_stems(tmp_path / "in") == ["img_1", "img_2", "img_10"]
-
-
-# ---------------------------------------------------------------------------- npu-smi
-
-
-def test_parse_npu_smi_info_seed_table():
-    chips = parse_npu_smi_info((FIXTURES / "npu_smi_info_310p3.txt").read_text())
-    assert chips == [
-        {"npu": 0, "name": "310P3", "health": "OK", "chip": 0, "device": 0, "bus_id": "0000:82:00.0"},
-        {"npu": 1, "name": "310P3", "health": "OK", "chip": 0, "device": 1, "bus_id": "0000:89:00.0"},
-    ]
-
-
-def test_parse_npu_smi_info_310_card_ignores_process_table():
-    chips = parse_npu_smi_info((FIXTURES / "npu_smi_info_310.txt").read_text())
-    assert [(c["npu"], c["name"], c["chip"], c["device"]) for c in chips] == [
-        (2, "310", 0, 0), (2, "310", 1, 1), (2, "310", 2, 2), (2, "310", 3, 3),
-    ]
-    assert chips[3]["health"] == "Warning"
 
 
 # ---------------------------------------------------------------------------- availability

@@ -49,7 +49,12 @@ def check_input_dir(input_dir, inputs: np.ndarray) -> list[str]:
     return stems
 
 
-def _load_output(path: Path, outfmt: str, dtype) -> np.ndarray:
+def _load_output(path: Path, outfmt: str, dtype, why: str = "") -> np.ndarray:
+    if not path.is_file():
+        raise UserError(
+            f"ais_bench wrote no output {path.name} in {path.parent}: {why}see the ais_bench "
+            "messages in the job log"
+        )
     if outfmt == "NPY":
         return np.load(path)
     if outfmt == "TXT":
@@ -98,12 +103,7 @@ def collect_outputs(
         if per_input:
             for stem in stems[start:start + real]:
                 path = path_of(stem)
-                if not path.is_file():
-                    raise UserError(
-                        f"ais_bench wrote no output {path.name} in {result}: the run did not "
-                        "cover every input; see the ais_bench messages in the job log"
-                    )
-                data = _load_output(path, outfmt, dtype)
+                data = _load_output(path, outfmt, dtype, "the run did not cover every input; ")
                 if outfmt == "BIN":
                     data = data.reshape(1, -1)
                 if data.ndim < 2 or data.shape[0] != 1:
@@ -114,11 +114,6 @@ def collect_outputs(
                 rows.append(data)
         else:
             path = path_of(stems[start])
-            if not path.is_file():
-                raise UserError(
-                    f"ais_bench wrote no output {path.name} in {result}: see the ais_bench "
-                    "messages in the job log"
-                )
             data = _load_output(path, outfmt, dtype)
             if outfmt == "BIN":
                 if data.size % bs:
