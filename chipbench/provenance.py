@@ -48,8 +48,6 @@ RUNTIME_PACKAGES = (
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: Config keys left out of the config hash: they choose which cells run, not how.
 UNHASHED_CONFIG_KEYS = ("select",)
-#: Who holds the clock when no runner says otherwise (chipbench.timing.measure).
-CORE_TIMER = "chipbench.timing.measure: time.perf_counter around each call"
 FPS_DEFINITION = "1000 × batch size / mean latency of one batch (ms), the ais_bench definition"
 
 
@@ -134,7 +132,7 @@ def timing_description(runner=None, protocol: Mapping | None = None) -> dict:
             "timer": "time.perf_counter around the whole run over the test set "
                      "(per-image means in per_image_ms)",
         }
-    timer = runner.timer if runner is not None else CORE_TIMER
+    timer = runner.timer if runner is not None else None  # no runner: nothing was timed
     return {"protocol": dict(protocol), "timer": timer, "fps": FPS_DEFINITION}
 
 

@@ -87,8 +87,6 @@ def test_backends_declare_artefact_names_input_files_and_model_keys():
 def test_runners_say_who_holds_the_clock():
     from chipbench.backends.ascend.runner import AscendRunner
     from chipbench.backends.tensorrt.runner import TensorRTRunner
-    from chipbench.provenance import CORE_TIMER
-
-    assert StaticShapeDouble(1).timer == CORE_TIMER
+    assert StaticShapeDouble(1).timer.startswith("chipbench.timing.measure: time.perf_counter")
     assert AscendRunner.timer.startswith("ais_bench/msit: NPU compute time")
     assert TensorRTRunner.timer.startswith("CUDA events around the TensorRT enqueue")
