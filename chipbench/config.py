@@ -28,11 +28,11 @@ def load_yaml(path: Path) -> dict:
 
 
 def merged(preset: dict, override: dict | None) -> dict:
-    """Preset keys, overridden key by key (one level deep for `settings`)."""
+    """Preset keys, overridden key by key (one level deep for `settings` and `placement`)."""
     result = copy.deepcopy(preset)
     for key, value in (override or {}).items():
-        if key == "settings" and isinstance(value, dict):
-            result.setdefault("settings", {}).update(value)
+        if key in ("settings", "placement") and isinstance(value, dict):
+            result.setdefault(key, {}).update(value)
         else:
             result[key] = copy.deepcopy(value)
     return result
