@@ -25,7 +25,8 @@ def load_plan():
     try:
         config.update(coerce_cli_strings(config, load_yaml(SCHEMA)))
         validate(config, str(SCHEMA))
-        return resolve(config, Path.cwd())
+        # Under a cluster executor a placed chip is probed on its own machine, not here.
+        return resolve(config, Path.cwd(), on_cluster=workflow.non_local_exec)
     except WorkflowError as error:
         message = schema_error_line(error)
     except UserError as error:
