@@ -25,8 +25,11 @@ def load_plan():
     try:
         config.update(coerce_cli_strings(config, load_yaml(SCHEMA)))
         validate(config, str(SCHEMA))
-        # Under a cluster executor a placed chip is probed on its own machine, not here.
-        return resolve(config, Path.cwd(), on_cluster=workflow.non_local_exec)
+        # The Snakefile is read before Snakemake picks an executor, so the cluster profile says
+        # it: --local-cores only applies when jobs run elsewhere. There a placed chip is probed
+        # on its own machine when its jobs run, not here.
+        on_cluster = workflow.resource_settings.local_cores is not None
+        return resolve(config, Path.cwd(), on_cluster=on_cluster)
     except WorkflowError as error:
         message = schema_error_line(error)
     except UserError as error:
