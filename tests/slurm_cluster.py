@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DAEMONS = ("/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd")
-CLIENTS = ("sbatch", "squeue", "sinfo", "scontrol", "srun")
+CLIENTS = ("sbatch", "squeue", "sinfo", "scontrol", "srun", "scancel", "munge")
 MUNGE_KEY = Path("/etc/munge/munge.key")
 MUNGE_RUN = Path("/run/munge")
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
@@ -133,10 +133,10 @@ class Cluster:
         return self
 
     def _spawn(self, *command: str, **options) -> None:
-        log = open(self.root / f"{Path(command[0]).name}.out", "w")
         options.setdefault("env", self.env)
-        self.daemons.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                             **options))
+        with open(self.root / f"{Path(command[0]).name}.out", "w") as log:
+            self.daemons.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                                 **options))
 
     def _start_munged(self) -> None:
         if not MUNGE_KEY.is_file():

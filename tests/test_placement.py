@@ -106,4 +106,5 @@ def test_slurm_dry_run_shows_each_chips_jobs_with_their_placement(workdir):
         holds_device = job["rule"] != "check_accuracy_gate"
         assert resources.get("gres") == (gres if holds_device else None), job
         timing = job["rule"] in ("measure_accuracy", "measure_throughput")
-        assert resources.get("slurm_extra") == ("--exclusive" if timing and exclusive else None), job
+        whole_node = "--exclusive" if timing and exclusive else None
+        assert resources.get("slurm_extra") == whole_node, job

@@ -52,8 +52,8 @@ def cluster(tmp_path_factory):
 
 
 def run(workdir, *args, **options):
-    result = snakemake(workdir, *args, configs=[write_config(workdir / "placement.yaml", OVERRIDES)],
-                       timeout=RUN_TIMEOUT_S, **options)
+    overrides = write_config(workdir / "placement.yaml", OVERRIDES)
+    result = snakemake(workdir, *args, configs=[overrides], timeout=RUN_TIMEOUT_S, **options)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir
 
