@@ -28,11 +28,11 @@ def load_yaml(path: Path) -> dict:
 
 
 def merged(preset: dict, override: dict | None) -> dict:
-    """Preset keys, overridden key by key (one level deep for `settings`)."""
+    """Preset keys, overridden key by key (one level deep for `settings` and `placement`)."""
     result = copy.deepcopy(preset)
     for key, value in (override or {}).items():
-        if key == "settings" and isinstance(value, dict):
-            result.setdefault("settings", {}).update(value)
+        if key in ("settings", "placement") and isinstance(value, dict):
+            result.setdefault(key, {}).update(value)
         else:
             result[key] = copy.deepcopy(value)
     return result
@@ -197,11 +197,13 @@ class Plan:
         )
 
 
-def resolve(config: dict, base_dir: Path, check_availability: bool = True) -> Plan:
+def resolve(config: dict, base_dir: Path, check_availability: bool = True,
+            on_cluster: bool = False) -> Plan:
     """Build the plan from a schema-validated config; raise UserError on what is inconsistent.
 
     `base_dir` is the directory relative paths in the config are read from (the working
-    directory of the Snakemake run).
+    directory of the Snakemake run). `on_cluster`: jobs run elsewhere, so a chip with a
+    placement is not probed on this host; its own machine answers when its jobs run.
     """
     model_presets = load_yaml(RESOURCES / "models.yaml")
     chip_presets = load_yaml(RESOURCES / "chips.yaml")
@@ -294,12 +296,9 @@ def resolve(config: dict, base_dir: Path, check_availability: bool = True) -> Pl
             )
     for name, chip in chips.items():
         backend = backends.get(chip["backend"])
-        plan.availability[name] = (
-            backend.availability(chip) if check_availability else Availability(True)
-        )
-        plan.timing[name] = (
-            backend.timing_availability(chip) if check_availability else Availability(True)
-        )
+        probe = check_availability and not (on_cluster and chip.get("placement"))
+        plan.availability[name] = backend.availability(chip) if probe else Availability(True)
+        plan.timing[name] = backend.timing_availability(chip) if probe else Availability(True)
     return plan
 
 

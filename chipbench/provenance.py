@@ -14,6 +14,8 @@ Every result record carries ``provenance`` (docs/DESIGN.md, "Result records"), b
 - ``threads``: the job's thread count and the thread variables of the environment;
 - ``timing``: how the record's times were taken (protocol, timer, fps definition);
 - ``system``: the machine in MLPerf's system-description fields (``chipbench.host``);
+- ``slurm``: ``{"job_id", "partition", "node"}`` of the SLURM job that made the record, or
+  None outside SLURM (``chipbench.slurm``);
 - ``result_source``: present when the runner's outputs do not come from the device itself
   (``Runner.result_source``, e.g. a bit-accurate simulation on the host);
 - ``recorded_at``: Unix seconds when the record was made.
@@ -34,7 +36,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from chipbench import host
+from chipbench import host, slurm
 
 #: The workflow checkout: chipbench is imported from it (rules/common.smk puts it first on
 #: PYTHONPATH), so its parent is the folder holding the Snakefile.
@@ -161,6 +163,7 @@ def collect(
         "threads": thread_settings(threads),
         "timing": timing_description(runner, protocol),
         "system": dict(system) if system is not None else host.system_description(),
+        "slurm": slurm.job(),
         "recorded_at": time.time(),
     }
     if runner is not None and runner.result_source != "device":

@@ -25,7 +25,11 @@ def load_plan():
     try:
         config.update(coerce_cli_strings(config, load_yaml(SCHEMA)))
         validate(config, str(SCHEMA))
-        return resolve(config, Path.cwd())
+        # The Snakefile is read before Snakemake picks an executor, so the cluster profile says
+        # it: --local-cores only applies when jobs run elsewhere. There a placed chip is probed
+        # on its own machine when its jobs run, not here.
+        on_cluster = workflow.resource_settings.local_cores is not None
+        return resolve(config, Path.cwd(), on_cluster=on_cluster)
     except WorkflowError as error:
         message = schema_error_line(error)
     except UserError as error:
@@ -60,12 +64,28 @@ wildcard_constraints:
     shape=r"bs[1-9]\d*|dynamic",
 
 
+# Under a cluster executor (profiles/slurm) these run on the submit host: seconds of work
+# each, not worth a queue slot, and a download compute nodes may have no network for.
+localrules:
+    download_cifar10,
+    tabulate_accuracy,
+    tabulate_fps,
+    tabulate_estimates,
+    tabulate_reproduction,
+    render_table,
+    plot_fps,
+    plot_latency,
+    plot_accuracy,
+
+
 def model_entry(wildcards):
     return PLAN.models[wildcards.model]
 
 
 def chip_entry(wildcards):
-    return PLAN.chips[wildcards.chip]
+    """The chip's settings a job uses; where it runs (placement) changes no result, so moving
+    a chip to another partition reruns nothing."""
+    return {k: v for k, v in PLAN.chips[wildcards.chip].items() if k != "placement"}
 
 
 def chip_backend(chip):
@@ -114,6 +134,33 @@ def device_resources():
         )
         for device in DEVICES
     }
+
+
+def placement_resources(device=True, timing=False):
+    """SLURM resources of a chip's jobs from its placement (resources/chips.yaml, config
+    chips.<name>.placement; docs/cluster.md); the local executor ignores them.
+
+    Partition and constraint send every job of the chip to its machines. With `device`, the
+    job also holds the chip's gres. A `timing` job needs its device to itself beyond this
+    run: SLURM, not Snakemake's device_* resources, keeps other runs' and users' jobs away,
+    through the gres, or the whole node (--exclusive) for a chip timed on the host CPU or
+    placed without a gres.
+    """
+
+    def key(name):
+        return lambda wildcards: (PLAN.chips[wildcards.chip].get("placement") or {}).get(name)
+
+    def exclusive(wildcards):
+        chip = PLAN.chips[wildcards.chip]
+        on_host = chip["device"] == "host" or not (chip.get("placement") or {}).get("gres")
+        return "--exclusive" if on_host else None
+
+    resources = {"slurm_partition": key("partition"), "constraint": key("constraint")}
+    if device:
+        resources["gres"] = key("gres")
+    if timing:
+        resources["slurm_extra"] = exclusive
+    return resources
 
 
 def device_threads(wildcards):

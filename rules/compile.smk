@@ -12,6 +12,8 @@ rule compile_model:
         chip=chip_entry,
         batch_size=compiled_batch_size,
         model=compile_model_keys,
+    resources:
+        **placement_resources(),
     log:
         "logs/compile_model/{model}_{chip}_{precision}_{shape}.log",
     conda:

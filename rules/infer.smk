@@ -23,6 +23,7 @@ rule measure_accuracy:
     threads: device_threads
     resources:
         **device_resources(),
+        **placement_resources(timing=True),
     log:
         "logs/measure_accuracy/{model}_{chip}_{precision}.log",
     conda:
@@ -44,6 +45,7 @@ rule measure_throughput:
     threads: device_threads
     resources:
         **device_resources(),
+        **placement_resources(timing=True),
     log:
         "logs/measure_throughput/{model}_{chip}_{precision}_bs{batch}.log",
     conda:
@@ -62,6 +64,8 @@ rule check_accuracy_gate:
         "results/{model}/{chip}/{precision}/gate.json",
     params:
         gate=config["gate"],
+    resources:
+        **placement_resources(device=False),
     log:
         "logs/check_accuracy_gate/{model}_{chip}_{precision}.log",
     conda:

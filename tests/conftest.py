@@ -39,15 +39,17 @@ def write_config(path: Path, data: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, configs=(), cores: int = 2) -> subprocess.CompletedProcess:
-    """Run the real workflow on the CI config plus `workdir/dataset.yaml` and `configs`."""
+def snakemake(workdir: Path, *args: str, configs=(), cores: int | None = 2, env=None,
+              timeout: float = 1800) -> subprocess.CompletedProcess:
+    """Run the real workflow on the CI config plus `workdir/dataset.yaml` and `configs`
+    (cores None: leave them to the executor, as a cluster profile does)."""
     configfiles = [str(TEST_CONFIG), str(workdir / "dataset.yaml"), *map(str, configs)]
     command = [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-        "--directory", str(workdir), "--cores", str(cores), *args,
+        "--directory", str(workdir), *(["--cores", str(cores)] if cores else []), *args,
         "--configfile", *configfiles,
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def files_under(path: Path) -> list[str]:
