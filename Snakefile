@@ -26,6 +26,13 @@ include: "rules/report.smk"
 
 onsuccess:
     report_gate_failures()
+    if report_failed_cells():
+        sys.exit("error: some cells of the matrix failed (listed above): fix their cause, "
+                 "then rerun to compute them again")
+
+
+onerror:
+    report_failed_cells()
 
 
 rule all:

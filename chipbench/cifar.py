@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from chipbench.errors import UserError
+from chipbench.files import publish
 
 ARCHIVE_DIR = "cifar-10-batches-py"
 """Folder inside the archive that holds the batches."""
@@ -109,7 +110,7 @@ def fetch(source: str, dest: Path, *, timeout: float = 60.0) -> None:
             _copy_local(local, tmp)
         else:
             _download(source, tmp, timeout)
-        os.replace(tmp, dest)
+        publish(tmp, dest)
     except BaseException:
         _remove(tmp)
         raise
@@ -274,7 +275,7 @@ def extract(archive: Path, out_dir: Path, members=("test_batch", "data_batch_1")
         result = {}
         for member in members:
             final = out_dir / member
-            os.replace(temps.pop(member), final)
+            publish(temps.pop(member), final)
             result[member] = final
         return result
     finally:

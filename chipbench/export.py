@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from chipbench.errors import UserError
+from chipbench.files import publish
 
 __all__ = ["INPUT_NAME", "OUTPUT_NAME", "compare_with_torch", "export_onnx", "onnx_io_summary"]
 
@@ -66,7 +67,7 @@ def export_onnx(model: nn.Module, path: Path | str, opset: int = 17) -> None:
             )
         onnx.checker.check_model(str(tmp), full_check=False)
         _assert_self_contained(tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         model.train(was_training)
         if tmp.exists():

@@ -46,6 +46,7 @@ def base_record(
         "model": model,
         "chip": chip,
         "precision": precision,
+        "status": "ok",
         "weights": weights,
         "host": host.describe(),
         "backend": {

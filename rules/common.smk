@@ -15,7 +15,7 @@ os.environ.update(
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from chipbench import backends
+from chipbench import backends, failures
 from chipbench.config import SCHEMA, coerce_cli_strings, load_yaml, resolve, schema_error_line
 from chipbench.errors import UserError
 
@@ -210,6 +210,22 @@ def report_gate_failures():
         print(f"accuracy gate: {len(failures)} result(s) below "
               f"{100 * config['gate']['min_relative_accuracy']:g} % of the reference:",
               *failures, sep="\n  ", file=sys.stderr)
+
+
+def report_failed_cells():
+    """After a run, list the matrix results of this run that are failed records, and make
+    them older than anything (mtime 0) so the next run computes them again. Returns their
+    number."""
+    outputs = compiled_results() + accuracy_results() + perf_results() + gate_results()
+    failed = failures.failed_outputs(outputs)
+    for output, _ in failed:
+        failures.mark_stale(output)
+    if failed:
+        print(f"{len(failed)} of {len(outputs)} matrix results failed (the tables show them "
+              "as failed; the next run computes them again):",
+              *(f"{output}: {record['reason']} (log {record['log']})" for output, record in failed),
+              sep="\n  ", file=sys.stderr)
+    return len(failed)
 
 
 def accuracy_results(model=None, selected=True):

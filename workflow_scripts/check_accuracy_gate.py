@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from chipbench import gate
+from chipbench import gate, provenance
 from chipbench.scripting import read_json, run_script, write_json
 
 
@@ -18,8 +18,10 @@ def main(smk):
     )
     write_json(smk.output[0], {
         "model": record["model"], "chip": record["chip"], "precision": record["precision"],
-        "gate": verdict, "agreement": agreement,
+        "gate": verdict, "agreement": agreement, "status": "ok",
+        # The gate's own config (min_relative_accuracy) changes this record only.
+        "provenance": provenance.collect(config=smk.config),
     })
 
 
-run_script(snakemake, main)
+run_script(snakemake, main, cell=True)

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from chipbench import backends
+from chipbench import backends, provenance
 from chipbench.backends.base import COMPILED_MANIFEST
-from chipbench.errors import UserError
+from chipbench.errors import RunError
 from chipbench.scripting import run_script, write_json
 
 
@@ -13,7 +13,7 @@ def main(smk):
     backend = backends.get(chip["backend"])
     availability = backend.availability(chip)
     if not availability.ok:
-        raise UserError(
+        raise RunError(
             f"chip {smk.wildcards.chip} is not available on this host: {availability.reason}"
         )
     batch_size = smk.params.batch_size
@@ -24,8 +24,11 @@ def main(smk):
         Path(smk.input.onnx), out_dir, smk.wildcards.precision, batch_size, chip, calibration,
         model=smk.params.model,
     )
-    manifest.update(backend=backend.name, backend_version=backend.version(), batch_size=batch_size)
+    manifest.update(
+        backend=backend.name, backend_version=backend.version(), batch_size=batch_size,
+        status="ok", provenance=provenance.collect(config=smk.config, onnx=smk.input.onnx),
+    )
     write_json(out_dir / COMPILED_MANIFEST, manifest)
 
 
-run_script(snakemake, main)
+run_script(snakemake, main, cell=True)

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from chipbench import cifar, host, linear_probe, models, train
+from chipbench import cifar, host, linear_probe, models, provenance, train
 from chipbench.scripting import read_json, run_script, write_json
 
 
@@ -26,7 +26,8 @@ def main(smk):
     else:
         weights = models.weights_info(checkpoint, smk.params.seed)
     record.update(model=smk.wildcards.model, weights=weights, threads=threads,
-                  data=dict(data.info, test_images=int(len(test_labels))), host=host.describe())
+                  data=dict(data.info, test_images=int(len(test_labels))), host=host.describe(),
+                  provenance=provenance.collect(config=smk.config, threads=threads))
     write_json(smk.output[0], record)
 
 

@@ -42,4 +42,4 @@ def main(smk):
     write_json(smk.output.record, record)
 
 
-run_script(snakemake, main)
+run_script(snakemake, main, cell=True)

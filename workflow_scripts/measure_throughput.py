@@ -39,4 +39,4 @@ def main(smk):
     write_json(smk.output[0], record)
 
 
-run_script(snakemake, main)
+run_script(snakemake, main, cell=True)
