@@ -183,9 +183,14 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_md5(path: Path, expected: str) -> None:
-    """Raise :class:`UserError` unless the md5 of ``path`` is ``expected`` (hex, any case)."""
+def verify_md5(path: Path, expected: str, source: str | None = None) -> None:
+    """Raise :class:`UserError` unless the md5 of ``path`` is ``expected`` (hex, any case).
+
+    ``source`` is where ``path`` was fetched from (dataset.url); the message names it, since
+    a failed download job leaves no archive behind to look at.
+    """
     path = Path(path)
+    source = source or str(path)
     want = str(expected).strip().lower()
     if not re.fullmatch(r"[0-9a-f]{32}", want):
         raise UserError(
@@ -194,12 +199,21 @@ def verify_md5(path: Path, expected: str) -> None:
     got = md5sum(path)
     if got != want:
         raise UserError(
-            f"dataset archive {path} has md5 {got} but config says {want}: the download is corrupt "
-            f"or dataset.md5 is wrong; delete {path} and rerun, or fix dataset.md5"
+            f"dataset archive {source} has md5 {got} but config says {want}: if it is the "
+            f"archive you mean, set dataset.md5: {got}; otherwise point dataset.url at a copy "
+            f"whose md5 is {want}"
         )
 
 
 # --------------------------------------------------------------------------- extract
+
+
+class CorruptArchive(UserError):
+    """The archive is truncated or corrupt; ``detail`` says how, without the fix."""
+
+    def __init__(self, archive: Path, detail: str, fix: str) -> None:
+        super().__init__(f"dataset archive {archive} {detail}: {fix}")
+        self.detail = detail
 
 
 def extract(archive: Path, out_dir: Path, members=("test_batch", "data_batch_1")) -> dict[str, Path]:
@@ -242,9 +256,9 @@ def extract(archive: Path, out_dir: Path, members=("test_batch", "data_batch_1")
                     if member is None:
                         continue
                     if not info.isreg():
-                        raise UserError(
-                            f"dataset archive {archive}: entry {info.name} is not a regular file "
-                            f"(link or folder): the archive is not the CIFAR-10 python version; {fix_corrupt}"
+                        raise CorruptArchive(
+                            archive, f"has entry {info.name}, which is not a regular file (link "
+                            "or folder): it is not the CIFAR-10 python version", fix_corrupt,
                         )
                     src = tar.extractfile(info)
                     if member not in temps:  # a repeated entry overwrites, as tar does
@@ -255,22 +269,22 @@ def extract(archive: Path, out_dir: Path, members=("test_batch", "data_batch_1")
                 while tar.fileobj.read(_CHUNK):
                     pass
         except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
-            raise UserError(
-                f"dataset archive {archive} is truncated or corrupt ({_one_line(err)}): {fix_corrupt}"
+            raise CorruptArchive(
+                archive, f"is truncated or corrupt ({_one_line(err)})", fix_corrupt
             ) from None
         except OSError as err:
             if isinstance(err.__cause__ or err.__context__, (EOFError, zlib.error)):
-                raise UserError(
-                    f"dataset archive {archive} is truncated or corrupt ({_one_line(err)}): {fix_corrupt}"
+                raise CorruptArchive(
+                    archive, f"is truncated or corrupt ({_one_line(err)})", fix_corrupt
                 ) from None
             raise UserError(f"cannot extract {archive} to {out_dir} ({_one_line(err)}): check free space and permissions") from None
 
         missing = [m for m in members if m not in temps]
         if missing:
             names = ", ".join(f"{ARCHIVE_DIR}/{m}" for m in missing)
-            raise UserError(
-                f"dataset archive {archive} has no {names}: it is not the CIFAR-10 python version; "
-                f"set dataset.url to cifar-10-python.tar.gz and delete {archive}"
+            raise CorruptArchive(
+                archive, f"has no {names}: it is not the CIFAR-10 python version",
+                "set dataset.url to cifar-10-python.tar.gz and dataset.md5 to its md5",
             )
         result = {}
         for member in members:

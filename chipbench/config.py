@@ -8,6 +8,8 @@ answers every question the rules ask about the matrix.
 from __future__ import annotations
 
 import copy
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,9 @@ from chipbench.errors import UserError
 REPO = Path(__file__).resolve().parent.parent
 RESOURCES = REPO / "resources"
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
+MD5_PATTERN = "^[0-9a-f]{32}$"
+#: Where the workflow keeps the downloaded dataset archive (rules/data.smk).
+DATASET_ARCHIVE = "results/data/cifar-10-python.tar.gz"
 
 
 def load_yaml(path: Path) -> dict:
@@ -48,6 +53,8 @@ def coerce_cli_strings(value, schema: dict):
     Snakemake parses nested `--config` values with YAML's BaseLoader, so
     `--config select='{batch_sizes: [4]}'` arrives as ["4"]. Only strings at keys the schema
     types as integer, number or boolean are converted, so an all-digit md5 stays a string.
+    An all-digit md5 that YAML read as a number (dataset.md5 in a config file) gets its
+    digits back.
     """
     if isinstance(value, dict):
         properties = schema.get("properties", {})
@@ -60,6 +67,8 @@ def coerce_cli_strings(value, schema: dict):
         }
     if isinstance(value, list):
         return [coerce_cli_strings(item, schema.get("items", {})) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and schema.get("pattern") == MD5_PATTERN:
+        return md5_digits(value)
     if isinstance(value, str):
         types = schema.get("type", [])
         types = [types] if isinstance(types, str) else types
@@ -74,6 +83,16 @@ def coerce_cli_strings(value, schema: dict):
         if value == "null" and "null" in types:
             return None
     return value
+
+
+def md5_digits(number: int) -> str:
+    """The 32 digits of an md5 that YAML 1.1 read as an integer: decimal when it has no
+    leading zero, octal when it does ("0" followed by digits 0-7)."""
+    decimal = str(number)
+    if len(decimal) == 32:
+        return decimal
+    octal = format(number, "o")
+    return octal.zfill(32) if 0 <= number and len(octal) < 32 else decimal
 
 
 def key_description(schema: dict, path) -> str:
@@ -270,6 +289,16 @@ def resolve(config: dict, base_dir: Path, check_availability: bool = True,
                     f"batch size {max(too_big)} for {model} on {chip} is larger than the "
                     f"dataset ({test_images} test images): use batch sizes ≤ {test_images}"
                 )
+    for name, model in models.items():
+        if model.get("onnx"):
+            from chipbench import imported  # imports torch: only for bring-your-own models
+
+            imported.check(
+                Path(base_dir) / model["onnx"], model["metric"],
+                {b for c in plan.chips_of(name)
+                 for b in [*plan.batch_sizes(name, c), plan.accuracy_batch_size(name, c)]},
+                f"models.{name}.onnx",
+            )
     pairs = config["metrics"]["pair_top1"]["pairs_per_batch"]
     if any(m["metric"] == "pair_top1" for m in models.values()) and pairs > test_images:
         raise UserError(
@@ -286,20 +315,50 @@ def resolve(config: dict, base_dir: Path, check_availability: bool = True,
                     f"tables.ratios names unknown chip {chip!r}: use one of "
                     f"{one_of(known_ratio_chips)}"
                 )
-    select = config.get("select") or {}
-    for key, known in (("models", models), ("chips", chips)):
-        unknown = [x for x in select.get(key) or [] if x not in known]
-        if unknown:
-            raise UserError(
-                f"select.{key} names {', '.join(map(str, unknown))}, not in config.{key}: "
-                f"use one of {one_of(known)}"
-            )
+    _check_select(plan)
+    _check_dataset_source(config["dataset"]["url"], base_dir)
     for name, chip in chips.items():
         backend = backends.get(chip["backend"])
         probe = check_availability and not (on_cluster and chip.get("placement"))
         plan.availability[name] = backend.availability(chip) if probe else Availability(True)
         plan.timing[name] = backend.timing_availability(chip) if probe else Availability(True)
     return plan
+
+
+def _check_select(plan: Plan) -> None:
+    """Every value `select` names exists in the matrix (otherwise the run would compute
+    nothing and say nothing)."""
+    select = plan.config.get("select") or {}
+    matrix = {
+        "models": (plan.models, "config.models"),
+        "chips": (plan.chips, "config.chips"),
+        "precisions": ({p for c in plan.chips for p in plan.precisions(c)},
+                       "the precisions of config.chips"),
+        "batch_sizes": ({b for m in plan.models for c in plan.chips_of(m)
+                         for b in plan.batch_sizes(m, c)}, "the matrix's batch sizes"),
+    }
+    for key, (known, where) in matrix.items():
+        unknown = [x for x in select.get(key) or [] if x not in known]
+        if unknown:
+            raise UserError(
+                f"select.{key} names {', '.join(map(str, unknown))}, not in {where}: "
+                f"use one of {', '.join(map(str, sorted(known)))}"
+            )
+
+
+def _check_dataset_source(url: str, base_dir: Path) -> None:
+    """A local dataset source must exist before anything runs (until it has been copied)."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    local = scheme in ("", "file") or len(scheme) == 1  # one letter: a Windows drive
+    if not local or (Path(base_dir) / DATASET_ARCHIVE).is_file():
+        return
+    path = urllib.request.url2pathname(urllib.parse.urlsplit(url).path) if scheme == "file" \
+        else url
+    if not (Path(base_dir) / path).is_file():
+        raise UserError(
+            f"dataset archive {path} (config dataset.url) does not exist: set dataset.url to "
+            "an existing file, a file:// URL or an http(s) URL"
+        )
 
 
 def _require_file(base_dir: Path, path: str, key: str, what: str) -> None:

@@ -16,7 +16,9 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from chipbench import backends, failures
-from chipbench.config import SCHEMA, coerce_cli_strings, load_yaml, resolve, schema_error_line
+from chipbench.config import (
+    DATASET_ARCHIVE, SCHEMA, coerce_cli_strings, load_yaml, resolve, schema_error_line,
+)
 from chipbench.errors import UserError
 
 

@@ -4,7 +4,7 @@
 
 rule download_cifar10:
     output:
-        "results/data/cifar-10-python.tar.gz",
+        DATASET_ARCHIVE,
     params:
         url=config["dataset"]["url"],
         md5=config["dataset"]["md5"],
@@ -18,7 +18,7 @@ rule download_cifar10:
 
 rule extract_cifar10:
     input:
-        "results/data/cifar-10-python.tar.gz",
+        DATASET_ARCHIVE,
     output:
         test="results/data/cifar-10-batches-py/test_batch",
         train=expand(

@@ -5,6 +5,9 @@ rule export_onnx:
     input:
         checkpoint=checkpoint_input,
         records=lambda wildcards: training_records(wildcards.model),
+        # Not read: waits for the dataset's checks (extract_cifar10), so a bad dataset stops
+        # the run before any export or compile; ancient: a re-extraction reruns nothing here.
+        dataset_checked=ancient(rules.extract_cifar10.output.test),
     output:
         onnx="results/models/{model}/model.onnx",
         check="results/models/{model}/export_check.json",
@@ -26,7 +29,8 @@ rule export_onnx:
 
 rule import_onnx:
     input:
-        lambda wildcards: PLAN.models[wildcards.model]["onnx"],
+        onnx=lambda wildcards: PLAN.models[wildcards.model]["onnx"],
+        dataset_checked=ancient(rules.extract_cifar10.output.test),  # as in export_onnx
     output:
         onnx="results/models/{model}/model.onnx",
         check="results/models/{model}/export_check.json",

@@ -18,7 +18,12 @@ rule measure_accuracy:
         model=model_entry,
         chip=chip_entry,
         batch_size=lambda wc: PLAN.accuracy_batch_size(wc.model, wc.chip),
-        metrics=config["metrics"],
+        # Only the model's own metric: another metric's settings change nothing here.
+        metrics=lambda wc: {
+            name: settings
+            for name, settings in config["metrics"].items()
+            if name == PLAN.models[wc.model]["metric"]
+        },
         seed=config["seed"],
     threads: device_threads
     resources:

@@ -275,8 +275,9 @@ def test_verify_md5_mismatch_message(tmp_path):
         cifar.verify_md5(path, "c58f30108f718f92721af3b95e74349a")
     assert _one_line(err) == (
         f"dataset archive {path} has md5 5d41402abc4b2a76b9719d911017c592 but config says "
-        f"c58f30108f718f92721af3b95e74349a: the download is corrupt or dataset.md5 is wrong; "
-        f"delete {path} and rerun, or fix dataset.md5"
+        f"c58f30108f718f92721af3b95e74349a: if it is the archive you mean, set dataset.md5: "
+        f"5d41402abc4b2a76b9719d911017c592; otherwise point dataset.url at a copy whose md5 is "
+        f"c58f30108f718f92721af3b95e74349a"
     )
 
 

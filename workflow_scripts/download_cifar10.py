@@ -12,16 +12,17 @@ def main(smk):
     archive = Path(smk.output[0])
     cifar.fetch(smk.params.url, archive)
     try:
-        cifar.verify_md5(archive, smk.params.md5)
+        cifar.verify_md5(archive, smk.params.md5, source=smk.params.url)
         # A truncated archive can carry the md5 the user gave for it: read it through now,
-        # so the error names the source and no unusable archive stays in results/.
+        # so the error names the source and no unusable archive stays in results/. Fetching
+        # the same source again would not help: the fix is another source.
         with tempfile.TemporaryDirectory() as scratch:
             try:
                 cifar.extract(archive, Path(scratch))
-            except UserError as error:
+            except cifar.CorruptArchive as error:
                 raise UserError(
                     f"dataset source {smk.params.url} is not a complete CIFAR-10 python "
-                    f"archive ({error}); point dataset.url at a complete "
+                    f"archive (it {error.detail}); point dataset.url at a complete "
                     "cifar-10-python.tar.gz and dataset.md5 at its md5"
                 ) from None
     except Exception:

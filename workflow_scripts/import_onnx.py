@@ -6,13 +6,21 @@ from pathlib import Path
 import onnx
 
 from chipbench import export
+from chipbench.errors import UserError
 from chipbench.scripting import run_script, write_json
 from chipbench.tools import link_or_copy
 
 
 def main(smk):
-    source = Path(smk.input[0])
-    onnx.checker.check_model(str(source))
+    source = Path(smk.input.onnx)
+    try:
+        onnx.checker.check_model(str(source))
+    except onnx.checker.ValidationError as error:
+        first = (str(error).strip().splitlines() or ["invalid"])[0]
+        raise UserError(
+            f"ONNX model {source} is not valid ONNX ({first}): export it again, or fix "
+            f"models.{smk.wildcards.model}.onnx"
+        ) from None
     link_or_copy(source, Path(smk.output.onnx))
     write_json(smk.output.check, {"imported": str(source), "onnx": export.onnx_io_summary(source)})
     sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
