@@ -1,20 +1,40 @@
 # Two entry points on a fresh machine: `make run` (the workflow on config.yaml) and
 # `make test` (the test suite). Both create the pinned virtual environment first.
+# ARGS go to Snakemake, e.g. make run ARGS='--config "select={models: [simclr]}"'.
 PYTHON ?= python3
 VENV := .venv
 CORES ?= $(shell nproc)
+ARGS ?=
+
+# Snakemake starts every script job as `<its own interpreter's path> <script>` without
+# quoting the path, so a space in it splits the command. In a checkout whose path has a
+# space, Snakemake and pytest run through a link to .venv in LINK_DIR (a path without one).
+LINK_DIR ?= $(HOME)/.cache/chipbench/venv-links
+ifeq ($(word 2,$(CURDIR)),)
+VENV_PYTHON := $(VENV)/bin/python
+else
+ifneq ($(word 2,$(LINK_DIR)),)
+$(error this checkout's path has a space, and so has LINK_DIR ($(LINK_DIR)): run make LINK_DIR=<a folder without spaces>)
+endif
+VENV_LINK := $(LINK_DIR)/$(shell printf '%s' '$(CURDIR)' | cksum | cut -d' ' -f1)
+VENV_PYTHON := $(VENV_LINK)/bin/python
+endif
 
 .PHONY: setup run test
 
 setup: $(VENV)/.installed
+ifdef VENV_LINK
+	mkdir -p "$(LINK_DIR)"
+	ln -sfn "$(CURDIR)/$(VENV)" "$(VENV_LINK)"
+endif
 
 $(VENV)/.installed: envs/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -r envs/requirements.txt
+	$(VENV)/bin/python -m pip install --quiet -r envs/requirements.txt
 	touch $@
 
 run: setup
-	$(VENV)/bin/snakemake --cores $(CORES)
+	"$(VENV_PYTHON)" -m snakemake --cores $(CORES) $(ARGS)
 
 test: setup
-	$(VENV)/bin/python -m pytest
+	"$(VENV_PYTHON)" -m pytest $(ARGS)
