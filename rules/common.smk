@@ -1,6 +1,5 @@
 # Config validation, the benchmark matrix, target lists and wildcard constraints.
 import glob
-import json
 import os
 import sys
 from pathlib import Path
@@ -202,16 +201,16 @@ def reference_input(kind):
 
 def report_gate_failures():
     """After a run, list every result that fails the accuracy gate (the run itself succeeds)."""
-    failures = []
+    below = []
     for path in gate_results(selected=False):
-        if Path(path).is_file():
-            gate = json.loads(Path(path).read_text())["gate"]
-            if not gate["passed"]:
-                failures.append(f"{path}: {gate['accuracy']:.2f} < {gate['required_accuracy']:.2f}")
-    if failures:
-        print(f"accuracy gate: {len(failures)} result(s) below "
+        record = failures.read_record(path)
+        if record is not None and not failures.is_failed(record) and not record["gate"]["passed"]:
+            gate = record["gate"]
+            below.append(f"{path}: {gate['accuracy']:.2f} < {gate['required_accuracy']:.2f}")
+    if below:
+        print(f"accuracy gate: {len(below)} result(s) below "
               f"{100 * config['gate']['min_relative_accuracy']:g} % of the reference:",
-              *failures, sep="\n  ", file=sys.stderr)
+              *below, sep="\n  ", file=sys.stderr)
 
 
 def report_failed_cells():
