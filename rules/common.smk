@@ -83,10 +83,22 @@ def model_entry(wildcards):
     return PLAN.models[wildcards.model]
 
 
-def chip_entry(wildcards):
-    """The chip's settings a job uses; where it runs (placement) changes no result, so moving
-    a chip to another partition reruns nothing."""
-    return {k: v for k, v in PLAN.chips[wildcards.chip].items() if k != "placement"}
+# Keys of a model's or chip's entry that name it in tables, choose its cells or say where it
+# runs: no result depends on them, so the jobs that compute get the entries without them (as
+# params, which rerun a job when they change): a new title, another batch size or moving a
+# chip to another partition reruns no finished result.
+UNCOMPUTED_MODEL_KEYS = ("title", "chips", "batch_sizes")
+UNCOMPUTED_CHIP_KEYS = ("label", "precisions", "batch_sizes", "placement")
+
+
+def model_recipe(wildcards):
+    entry = PLAN.models[wildcards.model]
+    return {k: v for k, v in entry.items() if k not in UNCOMPUTED_MODEL_KEYS}
+
+
+def chip_recipe(wildcards):
+    entry = PLAN.chips[wildcards.chip]
+    return {k: v for k, v in entry.items() if k not in UNCOMPUTED_CHIP_KEYS}
 
 
 def chip_backend(chip):

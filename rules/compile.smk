@@ -9,7 +9,7 @@ rule compile_model:
     output:
         directory("results/compiled/{model}/{chip}/{precision}/{shape}"),
     params:
-        chip=chip_entry,
+        chip=chip_recipe,
         batch_size=compiled_batch_size,
         model=compile_model_keys,
     resources:

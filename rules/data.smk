@@ -43,7 +43,7 @@ rule preprocess_test_set:
         labels="results/data/{model}/test_labels.npy",
         timing="results/data/{model}/test_preprocess.json",
     params:
-        model=model_entry,
+        model=model_recipe,
         seed=config["seed"],
     log:
         "logs/preprocess_test_set/{model}.log",
@@ -60,7 +60,7 @@ rule preprocess_calibration_set:
         inputs="results/data/{model}/calibration_inputs.npy",
         labels="results/data/{model}/calibration_labels.npy",
     params:
-        model=model_entry,
+        model=model_recipe,
         seed=config["seed"],
         limit=config["dataset"]["calibration_images"],
     log:

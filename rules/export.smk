@@ -13,7 +13,7 @@ rule export_onnx:
         check="results/models/{model}/export_check.json",
         weights="results/models/{model}/weights.json",
     params:
-        model=model_entry,
+        model=model_recipe,
         seed=config["seed"],
         opset=config["export"]["opset"],
         check_batch=config["export"]["check_batch"],

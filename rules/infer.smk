@@ -15,8 +15,8 @@ rule measure_accuracy:
         record="results/{model}/{chip}/{precision}/accuracy.json",
         outputs="results/{model}/{chip}/{precision}/outputs.npy",
     params:
-        model=model_entry,
-        chip=chip_entry,
+        model=model_recipe,
+        chip=chip_recipe,
         batch_size=lambda wc: PLAN.accuracy_batch_size(wc.model, wc.chip),
         # Only the model's own metric: another metric's settings change nothing here.
         metrics=lambda wc: {
@@ -45,7 +45,7 @@ rule measure_throughput:
     output:
         "results/{model}/{chip}/{precision}/bs{batch}/perf.json",
     params:
-        chip=chip_entry,
+        chip=chip_recipe,
         timing=config["timing"],
     threads: device_threads
     resources:

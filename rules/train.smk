@@ -39,7 +39,7 @@ rule pretrain_simclrv2:
         record="results/models/{model}/pretrained.json",
     params:
         settings=lambda wildcards: train_settings(wildcards.model)["pretrain"],
-        model=model_entry,
+        model=model_recipe,
         device=config["train"]["device"],
         seed=config["seed"],
     threads: train_threads
@@ -63,7 +63,7 @@ rule train_simclrv2_linear:
         record="results/models/{model}/trained.json",
     params:
         settings=lambda wildcards: train_settings(wildcards.model)["linear"],
-        model=model_entry,
+        model=model_recipe,
         device=config["train"]["device"],
         seed=config["seed"],
     threads: train_threads
@@ -87,7 +87,7 @@ rule evaluate_linear_probe:
         "results/{model}/linear_probe.json",
     params:
         settings=config["train"]["linear_probe"],
-        model=model_entry,
+        model=model_recipe,
         device=config["train"]["device"],
         seed=config["seed"],
     threads: train_threads
