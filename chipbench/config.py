@@ -297,7 +297,7 @@ def resolve(config: dict, base_dir: Path, check_availability: bool = True,
                 Path(base_dir) / model["onnx"], model["metric"],
                 {b for c in plan.chips_of(name)
                  for b in [*plan.batch_sizes(name, c), plan.accuracy_batch_size(name, c)]},
-                f"models.{name}.onnx",
+                f"models.{name}.onnx", model["onnx"],
             )
     pairs = config["metrics"]["pair_top1"]["pairs_per_batch"]
     if any(m["metric"] == "pair_top1" for m in models.values()) and pairs > test_images:

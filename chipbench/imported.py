@@ -18,15 +18,21 @@ def dims(shape) -> str:
     return "×".join("N" if not isinstance(d, int) else str(d) for d in shape)
 
 
-def check(path: Path, metric: str, batch_sizes, key: str) -> None:
+def check(path: Path, metric: str, batch_sizes, key: str, shown: str | None = None) -> None:
     """Raise UserError unless `path` parses, takes one float32 N×3×32×32 input whose batch
     dimension is dynamic or every batch size of `batch_sizes`, and gives per image what
-    `metric` scores: 10 logits for top1, a vector for pair_top1. `key` names the config key."""
-    where = f"ONNX model {path} (config {key})"
+    `metric` scores: 10 logits for top1, a vector for pair_top1. `key` names the config key,
+    `shown` the path as the config gives it."""
+    where = f"ONNX model {shown or path} (config {key})"
     try:
-        summary = onnx_io_summary(path)
-    except UserError as error:
-        raise UserError(f"{where}: {error}") from None
+        onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # noqa: BLE001 - protobuf's DecodeError, or what onnx rejects
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(
+            f"{where} does not parse as ONNX ({first}): give the .onnx file an ONNX exporter "
+            "wrote"
+        ) from None
+    summary = onnx_io_summary(path)
     inputs = summary["inputs"]
     if len(inputs) != 1:
         raise UserError(

@@ -9,6 +9,7 @@ import yaml
 
 from chipbench import config as cfg
 from chipbench.errors import UserError
+from tests.test_byo_onnx import tiny_model
 
 SCHEMA = cfg.load_yaml(cfg.SCHEMA)
 
@@ -65,7 +66,7 @@ def test_selection_narrows_what_runs_not_the_matrix(tmp_path):
 
 
 def test_bring_your_own_onnx_needs_its_preprocessing(tmp_path):
-    (tmp_path / "m.onnx").write_bytes(b"x")
+    tiny_model(tmp_path / "m.onnx")
     config = base_config(models={"resnet20": {"onnx": "m.onnx", "metric": "top1"}})
     with pytest.raises(UserError, match=r"^model 'resnet20' brings its own ONNX but gives no "
                                         r"mean, std: add them under models.resnet20"):
@@ -85,3 +86,15 @@ def test_precision_the_backend_cannot_run(tmp_path):
 def test_unknown_selection(tmp_path):
     with pytest.raises(UserError, match=r"^select.chips names t5, not in config.chips"):
         cfg.resolve(base_config(select={"chips": ["t5"]}), tmp_path)
+
+
+@pytest.mark.parametrize("written, digits", [
+    ("12345678901234567890123456789012", "12345678901234567890123456789012"),
+    ("01234567012345670123456701234567", "01234567012345670123456701234567"),  # octal to YAML
+    ("00000000000000000000000000000000", "00000000000000000000000000000000"),
+])
+def test_an_unquoted_all_digit_md5_gets_its_digits_back(written, digits):
+    read = yaml.safe_load(f"dataset: {{md5: {written}}}")
+    assert isinstance(read["dataset"]["md5"], int)
+    schema = cfg.load_yaml(cfg.SCHEMA)
+    assert cfg.coerce_cli_strings(read, schema)["dataset"]["md5"] == digits
