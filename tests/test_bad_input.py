@@ -40,6 +40,20 @@ CONFIG_ERRORS = {
         "error: checkpoint nowhere/simclr.pth (config models.simclr.checkpoint) does not "
         "exist: fix the path, or set it to null for seeded random weights",
     ),
+    "select precision outside the matrix": (
+        {"select": {"precisions": ["int4"]}},
+        "error: select.precisions names int4, not in the precisions of config.chips: use one "
+        "of bf16, fp16, fp32, int8",
+    ),
+    "select batch size outside the matrix": (
+        {"select": {"batch_sizes": [3]}},
+        "error: select.batch_sizes names 3, not in the matrix's batch sizes: use one of 1, 4",
+    ),
+    "missing local dataset": (
+        {"dataset": {"url": "nowhere/cifar-10-python.tar.gz"}},
+        "error: dataset archive nowhere/cifar-10-python.tar.gz (config dataset.url) does not "
+        "exist: set dataset.url to an existing file, a file:// URL or an http(s) URL",
+    ),
 }
 
 
@@ -92,35 +106,6 @@ def test_checkpoint_with_wrong_keys_names_them(workdir):
     assert "missing keys backbone.bn1.weight" in line or "missing keys" in line
     assert "unexpected keys head.weight" in line
     assert files_under(workdir / "results") == []
-
-
-SELECT_AND_DATASET_ERRORS = {
-    "select precision outside the matrix": (
-        {"select": {"precisions": ["int4"]}},
-        "error: select.precisions names int4, not in the precisions of config.chips: use one "
-        "of bf16, fp16, fp32, int8",
-    ),
-    "select batch size outside the matrix": (
-        {"select": {"batch_sizes": [3]}},
-        "error: select.batch_sizes names 3, not in the matrix's batch sizes: use one of 1, 4",
-    ),
-    "missing local dataset": (
-        {"dataset": {"url": "nowhere/cifar-10-python.tar.gz"}},
-        "error: dataset archive nowhere/cifar-10-python.tar.gz (config dataset.url) does not "
-        "exist: set dataset.url to an existing file, a file:// URL or an http(s) URL",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", sorted(SELECT_AND_DATASET_ERRORS))
-def test_select_and_dataset_errors_are_one_line_before_anything_runs(workdir, case):
-    override, message = SELECT_AND_DATASET_ERRORS[case]
-    result = snakemake(workdir, configs=[write_config(workdir / "bad.yaml", override)])
-    assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert lines == [message], result.stderr
-    assert not (workdir / "results").exists()
-
 
 @pytest.mark.parametrize("md5", ["12345678901234567890123456789012",
                                  "01234567012345670123456701234567"])
