@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from chipbench import cifar
+from tests.cifar_fixtures import write_tiny_archive
 from tests.conftest import files_under, md5_of, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def test_wrong_md5_set_the_md5_it_names(workdir):
 def test_wrong_archive_point_the_url_at_a_copy_with_the_md5_it_names(workdir):
     good = workdir / "data" / "cifar-10-python.tar.gz"
     other = workdir / "data" / "other.tar.gz"
-    cifar.write_tiny_archive(other, n_test=48, n_train=64, seed=2)
+    write_tiny_archive(other, n_test=48, n_train=64, seed=2)
     line = error_line(run(workdir, {"url": str(other)}, EXTRACTED))
     hint = re.search(r"otherwise point dataset.url at a copy whose md5 is ([0-9a-f]{32})$", line)
     assert hint and hint[1] == md5_of(good), line

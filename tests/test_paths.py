@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chipbench import cifar
+from tests.cifar_fixtures import write_tiny_archive
 from tests.conftest import REPO, md5_of
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ def test_make_run_in_a_path_with_a_space_and_umlaut(tmp_path):
     venv_without_install(checkout)
     archive = checkout / "data" / "cifar-10-python.tar.gz"
     archive.parent.mkdir()
-    cifar.write_tiny_archive(archive, n_test=48, n_train=64, seed=1)
+    write_tiny_archive(archive, n_test=48, n_train=64, seed=1)
     (checkout / "dataset.yaml").write_text(yaml.safe_dump({
         "dataset": {"url": "data/cifar-10-python.tar.gz", "md5": md5_of(archive),
                     "test_images": 48},
