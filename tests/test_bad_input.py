@@ -117,5 +117,5 @@ def test_an_all_digit_md5_is_read_as_written(workdir, md5):
     result = snakemake(workdir, "results/data/cifar-10-python.tar.gz",
                        configs=[workdir / "md5.yaml"])
     assert result.returncode != 0
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and f" but config says {md5}: " in errors[0], result.stderr
+    errors = {line for line in result.stderr.splitlines() if line.startswith("error:")}
+    assert len(errors) == 1 and f" but config says {md5}: " in errors.pop(), result.stderr

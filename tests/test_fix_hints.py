@@ -15,9 +15,10 @@ EXTRACTED = "results/data/cifar-10-batches-py/test_batch"
 
 
 def error_line(result) -> str:
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    """The one error line (shown once more where the profile prints a failed job's log)."""
+    errors = {line for line in result.stderr.splitlines() if line.startswith("error:")}
     assert result.returncode != 0 and len(errors) == 1, result.stderr[-3000:]
-    return errors[0]
+    return errors.pop()
 
 
 def run(workdir, dataset: dict, *targets):
