@@ -30,6 +30,7 @@ from torch import nn
 
 from chipbench import metrics, models, preprocess
 from chipbench.errors import UserError
+from chipbench.training_loop import STAGES, derive_seed, run_epochs
 
 __all__ = [
     "accuracy",
@@ -111,8 +112,6 @@ def fit_linear(
     gives the starting weights (copied); otherwise the layer is initialised under ``seed``.
     Every epoch sees every row once (the last batch may be smaller).
     """
-    from chipbench.train import derive_seed, run_epochs
-
     features = np.asarray(features, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
     if features.ndim != 2 or len(features) != len(labels) or len(labels) == 0:
@@ -178,8 +177,6 @@ def run_probe(
     log=None,
 ) -> dict:
     """Build the model (checkpoint, or seeded random weights), probe it; the JSON record."""
-    from chipbench.train import STAGES, derive_seed
-
     log = log if log is not None else sys.stderr
     arch = entry["arch"]
     started = time.perf_counter()

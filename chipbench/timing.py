@@ -7,6 +7,11 @@ bookkeeping between calls) have passed, or ``max_iterations`` calls when that ca
 
 Throughput follows the ais_bench definition used by the SimCLR report:
 ``1000 × batch_size / mean latency in ms``.
+
+Repeatability: a cell is timed in ``trials`` separate runs of the protocol, ``pause_seconds``
+apart, so a burst of load on the host shows as a difference between trials rather than
+hiding inside one long run. The headline stays the mean over all timed iterations of all
+trials; `summarize_trials` gives the trials' fps, their spread and a 95 % interval.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from scipy import stats
 
 from chipbench.errors import UserError
 
-__all__ = ["measure", "summarize"]
+__all__ = ["measure", "run_trials", "summarize", "summarize_trials"]
 
 
 def _check_protocol(warmup_iterations, min_iterations, min_seconds, max_iterations) -> None:
@@ -107,4 +113,51 @@ def summarize(latencies_ms, batch_size: int) -> dict:
         "cv": std / mean,
         "iterations": int(latencies.size),
         "duration_s": float(latencies.sum()) / 1000.0,
+    }
+
+
+def run_trials(
+    benchmark: Callable[[], np.ndarray],
+    trials: int,
+    pause_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[np.ndarray]:
+    """Per-iteration latencies (ms) of each of ``trials`` calls to ``benchmark``.
+
+    ``benchmark`` runs the whole protocol once (warm-up included: after a pause the caches
+    and clocks may have cooled) and returns its latencies; ``sleep(pause_seconds)`` separates
+    consecutive trials. Vendor-timed backends make one tool call per trial this way.
+    """
+    if int(trials) < 2:
+        raise UserError(f"timing.trials is {trials}: use at least 2 (3 or more for a useful interval)")
+    if not float(pause_seconds) >= 0:
+        raise UserError(f"timing.trial_pause_seconds is {pause_seconds}: use a value ≥ 0")
+    results = []
+    for index in range(int(trials)):
+        if index:
+            sleep(float(pause_seconds))
+        results.append(np.asarray(benchmark(), dtype=np.float64))
+    return results
+
+
+def summarize_trials(trial_latencies_ms, batch_size: int) -> dict:
+    """The ``trials`` field of a perf record, from each trial's latencies (ms).
+
+    ``fps`` = each trial's 1000 × batch_size / its mean latency; ``spread`` =
+    (max − min) / median of those; ``ci95`` = Student-t 95 % interval of the mean trial fps
+    (mean ± t(0.975, k−1) × sample std / √k); ``iterations`` = timed iterations per trial.
+    """
+    fps = np.array(
+        [summarize(latencies, batch_size)["throughput_fps"] for latencies in trial_latencies_ms]
+    )
+    if fps.size < 2:
+        raise UserError(f"{fps.size} trial(s) cannot give a spread: time at least 2 (timing.trials)")
+    mean = float(fps.mean())
+    half_width = float(stats.t.ppf(0.975, fps.size - 1) * fps.std(ddof=1) / np.sqrt(fps.size))
+    return {
+        "count": int(fps.size),
+        "fps": [float(x) for x in fps],
+        "spread": float((fps.max() - fps.min()) / np.median(fps)),
+        "ci95": [mean - half_width, mean + half_width],
+        "iterations": [int(np.asarray(latencies).size) for latencies in trial_latencies_ms],
     }

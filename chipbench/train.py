@@ -40,14 +40,9 @@ workflow exports - applies ``fc`` to the raw features.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
-import math
 import os
 import sys
-import tempfile
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,43 +52,38 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chipbench import augment, cifar, models
+from chipbench import augment, cifar, linear_probe, models, preprocess
 from chipbench.errors import UserError
 from chipbench.provenance import file_sha256
+from chipbench.training_loop import (
+    STAGES,
+    as_channels_last,
+    derive_seed,
+    prepare_model,
+    resume_path,
+    run_epochs,
+    save_checkpoint,
+    to_cpu,
+)
 
 __all__ = [
-    "STAGES",
     "SimCLRv2Pretrain",
     "TrainingSet",
-    "derive_seed",
     "load_training_set",
     "nt_xent_loss",
     "pretrain_simclrv2",
     "resolve_device",
-    "resume_path",
-    "run_epochs",
-    "save_checkpoint",
-    "setup_threads",
     "simclrv2_views",
     "train_simclr",
     "train_simclrv2_linear",
     "trained_weights_info",
 ]
 
-#: Stage numbers mixed into every derived seed, so two stages never share a random stream.
-STAGES = {"subset": 0, "simclr": 1, "simclrv2_pretrain": 2, "simclrv2_linear": 3, "linear_probe": 4}
-
 #: Views of the SimCLRv2 (leftthomas) recipe: ColorJitter(0.4, 0.4, 0.4, 0.1) with p = 0.8.
 V2_JITTER = {"brightness": (0.6, 1.4), "contrast": (0.6, 1.4), "saturation": (0.6, 1.4), "hue": (-0.1, 0.1)}
 
 
 # ------------------------------------------------------------------------------ seeds, device
-
-
-def derive_seed(seed: int, *keys: int) -> int:
-    """A 32-bit seed for the stream ``(seed, *keys)`` (numpy SeedSequence: well mixed, stable)."""
-    state = np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(1, dtype=np.uint32)
-    return int(state[0])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -114,13 +104,6 @@ def resolve_device(name: str) -> torch.device:
     elif name != "cpu":
         raise UserError(f"train.device is {name!r}: use auto, cpu, cuda or cuda:N")
     return torch.device(name)
-
-
-def setup_threads(threads: int) -> int:
-    """Use exactly ``threads`` intra-op threads (results are reproducible per thread count)."""
-    threads = max(1, int(threads))
-    torch.set_num_threads(threads)
-    return threads
 
 
 @torch.no_grad()
@@ -256,161 +239,6 @@ def nt_xent_loss(embeddings: torch.Tensor, temperature: float) -> torch.Tensor:
     return F.cross_entropy(logits, targets)
 
 
-# ------------------------------------------------------------------------------ files
-
-
-def save_checkpoint(obj: object, path: Path | str) -> str:
-    """``torch.save(obj)`` to ``path`` atomically and deterministically; returns its sha256.
-
-    Saving through a buffer keeps the archive's inner folder name fixed ("archive") instead of
-    deriving it from the (temporary) file name, so equal tensors give equal bytes.
-    """
-    path = Path(path)
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    data = buffer.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return hashlib.sha256(data).hexdigest()
-
-
-def resume_path(output: Path | str) -> Path:
-    """Where the per-epoch resume state of ``output`` lives: ``<output>.resume.pt``."""
-    return Path(f"{output}.resume.pt")
-
-
-def _to_cpu(obj):
-    """A CPU copy of nested tensors; a state_dict stays an OrderedDict with its ``_metadata``."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, OrderedDict):
-        out = OrderedDict((k, _to_cpu(v)) for k, v in obj.items())
-        if hasattr(obj, "_metadata"):
-            out._metadata = obj._metadata
-        return out
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_cpu(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_to_cpu(v) for v in obj)
-    return obj
-
-
-def _fingerprint(settings: dict) -> str:
-    return json.dumps(settings, sort_keys=True, default=str)
-
-
-def _load_resume(path: Path | None, fingerprint: str, log) -> dict | None:
-    if path is None or not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a file cut short by a kill, or not ours: start over
-        print(f"resume file {path} is unreadable ({type(exc).__name__}); starting from epoch 0",
-              file=log)
-        return None
-    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
-        print(f"resume file {path} was written for other settings or data; starting from epoch 0",
-              file=log)
-        return None
-    return state
-
-
-def _progress_bar(total: int, initial: int, desc: str, log):
-    from tqdm import tqdm
-
-    interactive = hasattr(log, "isatty") and log.isatty()
-    return tqdm(total=total, initial=initial, desc=desc, unit="step", file=log,
-                mininterval=0.5 if interactive else 10.0, dynamic_ncols=interactive,
-                ascii=not interactive)
-
-
-# ------------------------------------------------------------------------------ training loop
-
-
-def run_epochs(
-    *,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler,
-    epochs: int,
-    steps_per_epoch: int,
-    step: Callable[[int, int], float],
-    resume: Path | None,
-    fingerprint: dict,
-    desc: str,
-    log=None,
-    on_epoch_end: Callable[[int], None] | None = None,
-) -> list[dict]:
-    """Run ``epochs`` × ``steps_per_epoch`` calls of ``step(epoch, index) -> loss``.
-
-    The scheduler is stepped after every step. After every epoch the full training state is
-    saved to ``resume`` (when given); a later call with the same ``fingerprint`` continues
-    after the last saved epoch. Returns one ``{"epoch", "loss", "seconds"}`` per epoch.
-    """
-    log = log if log is not None else sys.stderr
-    key = _fingerprint(fingerprint)
-    start, history = 0, []
-    state = _load_resume(resume, key, log)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng_torch"])
-        start, history = int(state["epoch"]), list(state["history"])
-        print(f"resuming from {resume} after epoch {start}/{epochs}", file=log, flush=True)
-    bar = _progress_bar(epochs * steps_per_epoch, start * steps_per_epoch, desc, log)
-    try:
-        for epoch in range(start, epochs):
-            model.train()
-            started = time.perf_counter()
-            losses = []
-            for index in range(steps_per_epoch):
-                loss = float(step(epoch, index))
-                scheduler.step()
-                if not math.isfinite(loss):
-                    raise UserError(
-                        f"{desc}: the loss became {loss} at epoch {epoch + 1}, step {index + 1}: "
-                        "lower the learning rate in the train settings"
-                    )
-                losses.append(loss)
-                bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} loss {loss:.4f}", refresh=False)
-                bar.update(1)
-            seconds = time.perf_counter() - started
-            history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": seconds})
-            print(f"\n{desc}: epoch {epoch + 1}/{epochs} mean loss {history[-1]['loss']:.4f} "
-                  f"({seconds:.1f} s)", file=log, flush=True)
-            if resume is not None:
-                save_checkpoint({
-                    "fingerprint": key,
-                    "epoch": epoch + 1,
-                    "model": _to_cpu(model.state_dict()),
-                    "optimizer": _to_cpu(optimizer.state_dict()),
-                    "scheduler": scheduler.state_dict(),
-                    "rng_torch": torch.get_rng_state(),
-                    "history": history,
-                }, resume)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch + 1)
-    finally:
-        bar.close()
-    return history
-
-
 def _cosine(optimizer: torch.optim.Optimizer, total_steps: int):
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps), eta_min=0.0)
 
@@ -426,8 +254,9 @@ def _steps_per_epoch(n_images: int, batch_size: int, what: str) -> int:
     return n_images // batch_size  # the last partial batch is dropped, as both sources do
 
 
-def _environment(device: torch.device, threads: int) -> dict:
-    return {"device": str(device), "threads": int(threads), "torch": torch.__version__}
+def _environment(device: torch.device, threads: int, compiled: bool = False) -> dict:
+    return {"device": str(device), "threads": int(threads), "torch": torch.__version__,
+            "compiled": bool(compiled)}
 
 
 @dataclass
@@ -449,17 +278,21 @@ def train_simclr(
     seed: int,
     device: torch.device,
     threads: int,
+    compile_model: bool = False,
     log=None,
     on_epoch_end=None,
 ) -> Result:
-    """The sthalles recipe; writes the sthalles-layout checkpoint to ``output``."""
+    """The sthalles recipe; writes the sthalles-layout checkpoint to ``output``.
+
+    ``compile_model``: train through ``torch.compile`` (config ``train.compile``)."""
     output = Path(output)
     data = data.take(settings.get("images"), "train.simclr.images")
     batch = int(settings["batch_size"])
     epochs = int(settings["epochs"])
     steps = _steps_per_epoch(len(data.images), batch, "train.simclr")
     temperature = float(settings["temperature"])
-    model = _init_under_seed(models.ResNetSimCLR, derive_seed(seed, STAGES["simclr"], 0)).to(device)
+    model = _init_under_seed(models.ResNetSimCLR, derive_seed(seed, STAGES["simclr"], 0))
+    forward = prepare_model(model, device, compile_model)
     optimizer = torch.optim.Adam(model.parameters(), lr=float(settings["learning_rate"]),
                                  weight_decay=float(settings["weight_decay"]))
     scheduler = _cosine(optimizer, epochs * steps)
@@ -475,14 +308,15 @@ def train_simclr(
                                      start_index=index * batch)
         # sthalles' layout: all first views, then all second views, in one forward pass.
         x = torch.from_numpy(np.concatenate([views[0::2], views[1::2]])).to(device)
-        loss = nt_xent_loss(model(x), temperature)
+        loss = nt_xent_loss(forward(as_channels_last(x)), temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         return loss.item()
 
     fingerprint = {"recipe": "simclr", "settings": settings, "seed": seed,
-                   "data": images_sha256(data.images), **_environment(device, threads)}
+                   "data": images_sha256(data.images),
+                   **_environment(device, threads, compile_model)}
     started = time.perf_counter()
     history = run_epochs(model=model, optimizer=optimizer, scheduler=scheduler, epochs=epochs,
                          steps_per_epoch=steps, step=step, resume=resume_path(output),
@@ -491,8 +325,8 @@ def train_simclr(
     sha = save_checkpoint({
         "epoch": epochs,
         "arch": "resnet18",
-        "state_dict": _to_cpu(model.state_dict()),
-        "optimizer": _to_cpu(optimizer.state_dict()),
+        "state_dict": to_cpu(model.state_dict()),
+        "optimizer": to_cpu(optimizer.state_dict()),
     }, output)
     resume_path(output).unlink(missing_ok=True)
     record = {
@@ -506,7 +340,7 @@ def train_simclr(
         "history": history,
         "seconds": time.perf_counter() - started,
         "checkpoint": {"path": str(output), "sha256": sha},
-        **_environment(device, threads),
+        **_environment(device, threads, compile_model),
     }
     return Result(sha, record)
 
@@ -543,6 +377,7 @@ def pretrain_simclrv2(
     seed: int,
     device: torch.device,
     threads: int,
+    compile_model: bool = False,
     log=None,
     on_epoch_end=None,
 ) -> Result:
@@ -554,7 +389,8 @@ def pretrain_simclrv2(
     steps = _steps_per_epoch(len(data.images), batch, "train.simclrv2.pretrain")
     temperature = float(settings["temperature"])
     stage = STAGES["simclrv2_pretrain"]
-    model = _init_under_seed(SimCLRv2Pretrain, derive_seed(seed, stage, 0)).to(device)
+    model = _init_under_seed(SimCLRv2Pretrain, derive_seed(seed, stage, 0))
+    forward = prepare_model(model, device, compile_model)
     optimizer = torch.optim.Adam(model.parameters(), lr=float(settings["learning_rate"]),
                                  weight_decay=float(settings["weight_decay"]))
     scheduler = _cosine(optimizer, epochs * steps)
@@ -569,8 +405,8 @@ def pretrain_simclrv2(
         views = simclrv2_views(data.images[chosen], derive_seed(seed, stage, 2, epoch), mean, std,
                                start_index=index * batch)
         # leftthomas: each view batch through the network on its own (BatchNorm per view batch).
-        z1 = model(torch.from_numpy(np.ascontiguousarray(views[0::2])).to(device))
-        z2 = model(torch.from_numpy(np.ascontiguousarray(views[1::2])).to(device))
+        z1 = forward(as_channels_last(torch.from_numpy(views[0::2]).to(device)))
+        z2 = forward(as_channels_last(torch.from_numpy(views[1::2]).to(device)))
         loss = nt_xent_loss(torch.cat([z1, z2]), temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -578,14 +414,14 @@ def pretrain_simclrv2(
         return loss.item()
 
     fingerprint = {"recipe": "simclrv2_pretrain", "settings": settings, "seed": seed,
-                   "mean": list(mean), "std": list(std),
-                   "data": images_sha256(data.images), **_environment(device, threads)}
+                   "mean": list(mean), "std": list(std), "data": images_sha256(data.images),
+                   **_environment(device, threads, compile_model)}
     started = time.perf_counter()
     history = run_epochs(model=model, optimizer=optimizer, scheduler=scheduler, epochs=epochs,
                          steps_per_epoch=steps, step=step, resume=resume_path(output),
                          fingerprint=fingerprint, desc="SimCLRv2 stage 1", log=log,
                          on_epoch_end=on_epoch_end)
-    sha = save_checkpoint(_to_cpu(model.state_dict()), output)
+    sha = save_checkpoint(to_cpu(model.state_dict()), output)
     resume_path(output).unlink(missing_ok=True)
     record = {
         "recipe": "simclrv2",
@@ -598,7 +434,7 @@ def pretrain_simclrv2(
         "history": history,
         "seconds": time.perf_counter() - started,
         "checkpoint": {"path": str(output), "sha256": sha},
-        **_environment(device, threads),
+        **_environment(device, threads, compile_model),
     }
     return Result(sha, record)
 
@@ -631,8 +467,6 @@ def train_simclrv2_linear(
     on_epoch_end=None,
 ) -> Result:
     """SimCLRv2 stage 2: Linear(2048, 10) on the frozen stage-1 encoder; writes f.* + fc.*."""
-    from chipbench import linear_probe, preprocess
-
     output = Path(output)
     log = log if log is not None else sys.stderr
     data = data.take(settings.get("images"), "train.simclrv2.linear.images")
@@ -657,7 +491,7 @@ def train_simclrv2_linear(
         desc="SimCLRv2 stage 2", log=log, on_epoch_end=on_epoch_end)
     model.fc.load_state_dict(head.state_dict())
     train_top1 = linear_probe.accuracy(head, features, data.labels, device)
-    sha = save_checkpoint(_to_cpu(model.state_dict()), output)
+    sha = save_checkpoint(to_cpu(model.state_dict()), output)
     resume_path(output).unlink(missing_ok=True)
     record = {
         "recipe": "simclrv2",

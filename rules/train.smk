@@ -19,6 +19,7 @@ rule train_simclr:
     params:
         settings=lambda wildcards: train_settings(wildcards.model),
         device=config["train"]["device"],
+        compile=config["train"]["compile"],
         seed=config["seed"],
     threads: train_threads
     wildcard_constraints:
@@ -41,6 +42,7 @@ rule pretrain_simclrv2:
         settings=lambda wildcards: train_settings(wildcards.model)["pretrain"],
         model=model_recipe,
         device=config["train"]["device"],
+        compile=config["train"]["compile"],
         seed=config["seed"],
     threads: train_threads
     wildcard_constraints:

@@ -162,3 +162,64 @@ def test_summarize_rejects_impossible_latencies(latencies):
 def test_summarize_rejects_bad_batch_size():
     with pytest.raises(UserError, match="batch size"):
         timing.summarize([1.0], 0)
+
+
+def test_trials_on_the_fake_clock_hand_checked():
+    # three trials of the protocol (no warm-up, 2 iterations, 0 s) at batch 4:
+    # trial latencies 10+10 ms, 20+20 ms, 10+30 ms -> trial fps 400, 200, 200
+    device = FakeDevice([0.010, 0.010, 0.020, 0.020, 0.010, 0.030])
+    pauses = []
+    trials = timing.run_trials(
+        lambda: timing.measure(device.run, 0, 2, 0.0, clock=device.clock), 3, 1.5, sleep=pauses.append
+    )
+    assert pauses == [1.5, 1.5]  # between trials, not before the first or after the last
+    np.testing.assert_allclose(np.concatenate(trials), [10, 10, 20, 20, 10, 30])
+    summary = timing.summarize_trials(trials, batch_size=4)
+    assert summary["count"] == 3
+    assert summary["fps"] == pytest.approx([400.0, 200.0, 200.0])
+    assert summary["spread"] == pytest.approx((400 - 200) / 200)
+    # mean 266.67, sample std 115.47, t(0.975, 2) = 4.3027: half width 4.3027 × 115.47 / √3
+    half = 4.302652729749462 * math.sqrt(40000 / 3) / math.sqrt(3)
+    assert summary["ci95"] == pytest.approx([800 / 3 - half, 800 / 3 + half])
+    assert summary["iterations"] == [2, 2, 2]
+    # the headline stays the mean over every timed iteration: 4000 / (100 / 6) = 240 fps
+    assert timing.summarize(np.concatenate(trials), 4)["throughput_fps"] == pytest.approx(240.0)
+    assert json.loads(json.dumps(summary)) == summary
+
+
+def test_identical_trials_have_no_spread():
+    summary = timing.summarize_trials([[2.0, 2.0], [2.0], [1.0, 3.0]], batch_size=2)
+    assert summary["fps"] == [1000.0] * 3
+    assert summary["spread"] == 0.0 and summary["ci95"] == [1000.0, 1000.0]
+
+
+def test_vendor_timed_runner_is_called_once_per_trial():
+    # a runner whose vendor tool times a whole run (ais_bench, bmrt_test) overrides
+    # `benchmark`: each trial is one call of it, i.e. one tool run
+    from chipbench.backends.base import Runner
+
+    class ToolTimed(Runner):
+        def __init__(self):
+            self.tool_runs = []
+
+        def run(self, batch):
+            raise AssertionError("the tool times the model; run() is not called")
+
+        def benchmark(self, batch, protocol):
+            self.tool_runs.append(dict(protocol))
+            return np.full(protocol["min_iterations"], 4.0 * len(self.tool_runs))
+
+    runner = ToolTimed()
+    protocol = {"warmup_iterations": 1, "min_iterations": 2, "min_seconds": 0.0}
+    trials = timing.run_trials(lambda: runner.benchmark(np.zeros((8, 3, 2, 2)), protocol), 3, 0.0,
+                               sleep=lambda _: None)
+    assert runner.tool_runs == [protocol] * 3
+    assert timing.summarize_trials(trials, 8)["fps"] == [2000.0, 1000.0, 1000.0 * 8 / 12]
+
+
+@pytest.mark.parametrize("trials, pause, message", [(1, 0.0, "timing.trials is 1"),
+                                                    (3, -1.0, "timing.trial_pause_seconds")])
+def test_bad_trial_settings_are_user_errors(trials, pause, message):
+    with pytest.raises(UserError, match=message) as error:
+        timing.run_trials(lambda: np.ones(2), trials, pause, sleep=lambda _: None)
+    assert "\n" not in str(error.value)

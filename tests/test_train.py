@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from chipbench import cifar, linear_probe, models, train
+from chipbench import cifar, linear_probe, models, train, training_loop
 from chipbench.errors import UserError
 from tests.cifar_fixtures import write_tiny_archive
 from tests.conftest import REPO, md5_of
@@ -44,7 +44,7 @@ def sha256(path: Path) -> str:
 @pytest.fixture(scope="module", autouse=True)
 def two_threads():
     before = torch.get_num_threads()
-    train.setup_threads(THREADS)
+    training_loop.setup_threads(THREADS)
     yield
     torch.set_num_threads(before)
 
@@ -66,8 +66,10 @@ def data(batches) -> train.TrainingSet:
 
 @pytest.fixture(scope="module")
 def simclr_trained(data, tmp_path_factory):
+    """Trained through torch.compile, as the workflow's default (train.compile) does."""
     out = tmp_path_factory.mktemp("simclr") / "trained.pth"
-    return out, train.train_simclr(data, SIMCLR, out, seed=0, device=CPU, threads=THREADS)
+    return out, train.train_simclr(data, SIMCLR, out, seed=0, device=CPU, threads=THREADS,
+                                   compile_model=True)
 
 
 @pytest.fixture(scope="module")
@@ -159,15 +161,18 @@ def test_device_auto_is_cpu_without_a_gpu():
 def test_simclr_checkpoint_has_the_published_layout_and_reruns_byte_identically(
         simclr_trained, data, tmp_path):
     path, first = simclr_trained
-    second = train.train_simclr(data, SIMCLR, tmp_path / "b.pth", seed=0, device=CPU, threads=THREADS)
+    second = train.train_simclr(data, SIMCLR, tmp_path / "b.pth", seed=0, device=CPU, threads=THREADS,
+                                compile_model=True)
     assert first.sha256 == second.sha256 == sha256(path) == sha256(tmp_path / "b.pth")
     assert path.read_bytes() == (tmp_path / "b.pth").read_bytes()
-    assert not train.resume_path(path).exists()  # removed once finished
+    assert not training_loop.resume_path(path).exists()  # removed once finished
 
     saved = torch.load(path, map_location="cpu", weights_only=True)
     assert set(saved) == {"epoch", "arch", "state_dict", "optimizer"}
     assert saved["epoch"] == 1 and saved["arch"] == "resnet18"
     assert all(key.startswith("backbone.") for key in saved["state_dict"])
+    # trained in channels_last, saved in the default layout any reader expects
+    assert all(value.is_contiguous() for value in saved["state_dict"].values())
     assert {"state", "param_groups"} <= set(saved["optimizer"])
 
     model = models.build("simclr", path, seed=123)  # loads through load_checkpoint
@@ -178,6 +183,7 @@ def test_simclr_checkpoint_has_the_published_layout_and_reruns_byte_identically(
 
     record = first.record
     assert record["recipe"] == "simclr" and record["steps_per_epoch"] == 2
+    assert record["compiled"] is True and second.record["compiled"] is True
     assert record["data"]["images"] == 32 and record["checkpoint"]["sha256"] == first.sha256
     assert math.isfinite(record["history"][0]["loss"])
 
@@ -199,7 +205,7 @@ def test_killed_simclr_training_resumes_to_the_same_bytes(data, tmp_path):
     with pytest.raises(Killed):
         train.train_simclr(data, settings, out, seed=0, device=CPU, threads=THREADS,
                            on_epoch_end=kill_after_first_epoch)
-    assert train.resume_path(out).is_file() and not out.exists()
+    assert training_loop.resume_path(out).is_file() and not out.exists()
     epochs_run = []
     resumed = train.train_simclr(data, settings, out, seed=0, device=CPU, threads=THREADS,
                                  on_epoch_end=epochs_run.append)
@@ -207,7 +213,7 @@ def test_killed_simclr_training_resumes_to_the_same_bytes(data, tmp_path):
     assert resumed.sha256 == straight.sha256 == sha256(out)
     assert [h["loss"] for h in resumed.record["history"]] == [
         h["loss"] for h in straight.record["history"]]
-    assert not train.resume_path(out).exists()
+    assert not training_loop.resume_path(out).exists()
 
 
 def test_a_resume_file_for_other_settings_is_not_used(tmp_path):

@@ -39,6 +39,13 @@ def test_run_leaves_tables_and_results(finished_run):
             assert perf["iterations"] >= 3 and len(perf["latencies_ms"]) == perf["iterations"]
             mean = np.mean(perf["latencies_ms"])
             assert perf["throughput_fps"] == pytest.approx(1000 * batch / mean, rel=1e-6)
+            trials = perf["trials"]  # .test config: 3 trials, each ≥ 3 iterations
+            assert trials["count"] == 3 and sum(trials["iterations"]) == perf["iterations"]
+            bounds = np.cumsum([0] + trials["iterations"])
+            trial_fps = [1000 * batch / np.mean(perf["latencies_ms"][a:b])
+                         for a, b in zip(bounds[:-1], bounds[1:])]
+            assert trials["fps"] == pytest.approx(trial_fps, rel=1e-6)
+            assert trials["ci95"][0] <= np.mean(trial_fps) <= trials["ci95"][1]
             assert perf["weights"] == {"source": "random", "seed": 0}
 
 

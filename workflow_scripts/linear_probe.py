@@ -3,12 +3,12 @@
 import sys
 from pathlib import Path
 
-from chipbench import cifar, host, linear_probe, models, provenance, train
+from chipbench import cifar, host, linear_probe, models, provenance, train, training_loop
 from chipbench.scripting import read_json, run_script, write_json
 
 
 def main(smk):
-    threads = train.setup_threads(smk.threads)
+    threads = training_loop.setup_threads(smk.threads)
     device = train.resolve_device(smk.params.device)
     settings = dict(smk.params.settings)
     given = smk.input.checkpoint  # a path, or an empty list for seeded random weights

@@ -3,17 +3,18 @@
 import sys
 from pathlib import Path
 
-from chipbench import host, train
+from chipbench import host, train, training_loop
 from chipbench.scripting import run_script, write_json
 
 
 def main(smk):
-    threads = train.setup_threads(smk.threads)
+    threads = training_loop.setup_threads(smk.threads)
     device = train.resolve_device(smk.params.device)
     data = train.load_training_set([Path(p) for p in smk.input.batches], smk.params.seed)
     result = train.train_simclr(
         data, dict(smk.params.settings), Path(smk.output.checkpoint),
-        seed=smk.params.seed, device=device, threads=threads, log=sys.stderr,
+        seed=smk.params.seed, device=device, threads=threads,
+        compile_model=smk.params.compile, log=sys.stderr,
     )
     result.record.update(model=smk.wildcards.model, host=host.describe())
     write_json(smk.output.record, result.record)

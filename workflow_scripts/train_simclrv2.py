@@ -4,12 +4,12 @@ stage 2 (rule train_simclrv2_linear, Linear(2048, 10) on the frozen encoder)."""
 import sys
 from pathlib import Path
 
-from chipbench import host, train
+from chipbench import host, train, training_loop
 from chipbench.scripting import run_script, write_json
 
 
 def main(smk):
-    threads = train.setup_threads(smk.threads)
+    threads = training_loop.setup_threads(smk.threads)
     device = train.resolve_device(smk.params.device)
     entry = smk.params.model
     data = train.load_training_set([Path(p) for p in smk.input.batches], smk.params.seed)
@@ -17,7 +17,8 @@ def main(smk):
                   threads=threads, log=sys.stderr)
     if smk.rule == "pretrain_simclrv2":
         result = train.pretrain_simclrv2(
-            data, dict(smk.params.settings), Path(smk.output.checkpoint), **common)
+            data, dict(smk.params.settings), Path(smk.output.checkpoint),
+            compile_model=smk.params.compile, **common)
     else:
         result = train.train_simclrv2_linear(
             data, dict(smk.params.settings), Path(smk.input.pretrained),
