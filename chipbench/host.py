@@ -28,6 +28,25 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: CPU flags that decide how fast training and CPU inference run (benchmarks print them).
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> list[str]:
+    """The `SPEED_FLAGS` this CPU has, from /proc/cpuinfo (or the given text of it)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            return []
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            return [flag for flag in SPEED_FLAGS if flag in present]
+    return []
+
+
 def memory_gib() -> float | None:
     try:
         with open("/proc/meminfo") as meminfo:
