@@ -161,6 +161,11 @@ class Plan:
     def accuracy_batch_size(self, model: str, chip: str) -> int:
         return self.chips[chip].get("accuracy_batch_size") or max(self.batch_sizes(model, chip))
 
+    def accuracy_images(self, chip: str) -> int | None:
+        """Test images the chip's accuracy runs score (the first N); None = all of them."""
+        images = self.chips[chip].get("accuracy_images")
+        return images if images and images < self.config["dataset"]["test_images"] else None
+
     def precisions(self, chip: str) -> list[str]:
         return list(self.chips[chip]["precisions"])
 
@@ -305,6 +310,14 @@ def resolve(config: dict, base_dir: Path, check_availability: bool = True,
             f"metrics.pair_top1.pairs_per_batch is {pairs} but the dataset has only "
             f"{test_images} test images: use pairs_per_batch ≤ {test_images}"
         )
+    for model in (m for m, entry in models.items() if entry["metric"] == "pair_top1"):
+        for chip in plan.chips_of(model):
+            if (plan.accuracy_images(chip) or pairs) < pairs:
+                raise UserError(
+                    f"chips.{chip}.accuracy_images is {plan.accuracy_images(chip)}, fewer than "
+                    f"metrics.pair_top1.pairs_per_batch ({pairs}) that {model} scores in one "
+                    f"batch: use accuracy_images ≥ {pairs}"
+                )
     known_ratio_chips = set(chip_presets) | {
         chip for entry in published.values() for chip in entry.get("chips", {})
     }

@@ -18,6 +18,7 @@ rule measure_accuracy:
         model=model_recipe,
         chip=chip_recipe,
         batch_size=lambda wc: PLAN.accuracy_batch_size(wc.model, wc.chip),
+        images=lambda wc: PLAN.accuracy_images(wc.chip),
         # Only the model's own metric: another metric's settings change nothing here.
         metrics=lambda wc: {
             name: settings
@@ -65,10 +66,13 @@ rule check_accuracy_gate:
         outputs="results/{model}/{chip}/{precision}/outputs.npy",
         reference_record=reference_input("accuracy.json"),
         reference_outputs=reference_input("outputs.npy"),
+        labels="results/data/{model}/test_labels.npy",
     output:
         "results/{model}/{chip}/{precision}/gate.json",
     params:
         gate=config["gate"],
+        metrics=config["metrics"],
+        seed=config["seed"],
     resources:
         **placement_resources(device=False),
     log:

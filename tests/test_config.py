@@ -98,3 +98,17 @@ def test_an_unquoted_all_digit_md5_gets_its_digits_back(written, digits):
     assert isinstance(read["dataset"]["md5"], int)
     schema = cfg.load_yaml(cfg.SCHEMA)
     assert cfg.coerce_cli_strings(read, schema)["dataset"]["md5"] == digits
+
+
+def test_accuracy_on_a_subset_of_the_test_images(tmp_path):
+    config = base_config(chips={"cpu": {"accuracy_images": 300}, "cpu_pytorch": {}},
+                         models={"simclr": {"chips": ["cpu", "cpu_pytorch"]}})
+    plan = cfg.resolve(config, tmp_path)
+    assert plan.accuracy_images("cpu") == 300
+    assert plan.accuracy_images("cpu_pytorch") is None  # no key: every test image
+    config["chips"]["cpu"]["accuracy_images"] = config["dataset"]["test_images"]
+    assert cfg.resolve(config, tmp_path).accuracy_images("cpu") is None  # all is not a subset
+    config["chips"]["cpu"]["accuracy_images"] = 100  # SimCLR scores 128 pairs per batch
+    with pytest.raises(UserError, match=r"^chips.cpu.accuracy_images is 100, fewer than "
+                                        r"metrics.pair_top1.pairs_per_batch \(128\) that simclr"):
+        cfg.resolve(config, tmp_path)

@@ -55,8 +55,19 @@ def test_accuracy_records_match_their_outputs(finished_run):
     labels = np.load(results / "data" / "simclrv2" / "test_labels.npy")
     record = read_json(results / "simclrv2" / "cpu" / "fp32" / "accuracy.json")
     assert logits.shape == (48, 10)
-    assert record["n_images"] == 48
+    assert record["n_images"] == record["images_scored"] == 48 and record["subset"] is False
     assert record["accuracy"] == pytest.approx(100 * np.mean(logits.argmax(1) == labels))
+
+    # The BM1684X scores the first 16 images only (.test config accuracy_images) and says so;
+    # its gate compares with the reference scored on the same 16 images.
+    subset = read_json(results / "simclrv2" / "bm1684x" / "int8" / "accuracy.json")
+    assert subset["images_scored"] == subset["n_images"] == 16 and subset["subset"] is True
+    assert np.load(results / "simclrv2" / "bm1684x" / "int8" / "outputs.npy").shape == (16, 10)
+    verdict = read_json(results / "simclrv2" / "bm1684x" / "int8" / "gate.json")
+    reference = np.load(results / "simclrv2" / "cpu_pytorch" / "fp32" / "outputs.npy")[:16]
+    assert verdict["images_scored"] == 16 and verdict["agreement"]["n_outputs"] == 16
+    assert verdict["gate"]["reference_accuracy"] == pytest.approx(
+        100 * np.mean(reference.argmax(1) == labels[:16]))
 
     embeddings = np.load(results / "simclr" / "cpu" / "fp32" / "outputs.npy")
     record = read_json(results / "simclr" / "cpu" / "fp32" / "accuracy.json")

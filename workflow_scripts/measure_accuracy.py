@@ -1,4 +1,4 @@
-"""Run the compiled model over the whole test set and score it."""
+"""Run the compiled model over the test set (or the first `accuracy_images` of it) and score it."""
 
 import time
 from pathlib import Path
@@ -14,12 +14,17 @@ def main(smk):
     backend = backends.get(chip["backend"])
     runner = backend.open(smk.input.compiled, chip, smk.threads)
     inputs = np.load(smk.input.inputs, mmap_mode="r")
+    labels = np.load(smk.input.labels)
+    images = smk.params.images or len(labels)
+    inputs_per_image = len(inputs) // len(labels)  # 2 for SimCLR's two views per image
+    inputs, labels = inputs[:images * inputs_per_image], labels[:images]
+    input_files = smk.input.input_files if smk.params.images is None else None
     started = time.perf_counter()
-    outputs = runner.run_all(inputs, smk.params.batch_size, smk.input.input_files or None)
+    outputs = runner.run_all(inputs, smk.params.batch_size, input_files or None)
     inferred = time.perf_counter()
     metric = smk.params.model["metric"]
     scored = infer.score(
-        metric, outputs, np.load(smk.input.labels), smk.params.metrics.get(metric, {}),
+        metric, outputs, labels, smk.params.metrics.get(metric, {}),
         smk.params.seed,
     )
     scored_at = time.perf_counter()
@@ -29,7 +34,8 @@ def main(smk):
         config=smk.config, onnx=Path(smk.input.weights).with_name("model.onnx"),
         threads=smk.threads,
     )
-    record.update(scored, batch_size=smk.params.batch_size, source=runner.result_source)
+    record.update(scored, batch_size=smk.params.batch_size, source=runner.result_source,
+                  images_scored=int(images), subset=smk.params.images is not None)
     crosscheck = runner.crosscheck()
     if crosscheck is not None:
         record["crosscheck"] = crosscheck
