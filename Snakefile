@@ -24,6 +24,10 @@ include: "rules/infer.smk"
 include: "rules/report.smk"
 
 
+onstart:
+    print_estimate()
+
+
 onsuccess:
     report_gate_failures()
     if report_failed_cells():

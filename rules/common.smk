@@ -406,3 +406,10 @@ def linear_probe_results():
 def train_threads(wildcards):
     """All cores unless train.threads says otherwise (the checkpoint depends on the thread count)."""
     return config["train"].get("threads") or workflow.cores
+
+
+def print_estimate():
+    """Before a run: jobs and estimated minutes per stage (chipbench.estimate)."""
+    from chipbench import estimate
+
+    print(estimate.format_estimate(estimate.estimate(PLAN, TRAINED_MODELS)), file=sys.stderr)
