@@ -1,6 +1,6 @@
 """Training the two report models inside the workflow, reproducibly (used when no checkpoint is given).
 
-Recipes (REFERENCE.md §1a, §1b and the public code behind the reports):
+Recipes (the two reports and the public code behind them):
 
 * ``simclr`` - sthalles/SimCLR: :class:`chipbench.models.ResNetSimCLR` (ResNet-18, ImageNet stem,
   projection 512-512-128) trained with the NT-Xent (InfoNCE) loss at temperature 0.07 on two
