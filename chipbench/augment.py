@@ -31,6 +31,9 @@ Differences from the original, on purpose:
   revision cast the float views to int8, which turns every pixel into 0 or 1 and destroys
   the input; neither defect is copied.  The random numbers come from numpy, not torch, so
   individual views are not the ones torchvision would draw for any seed.
+
+:func:`simclrv2_views` makes the milder views of the SimCLRv2 (leftthomas) recipe the same
+way, normalised with the model's mean and std.
 """
 
 from __future__ import annotations
@@ -252,4 +255,54 @@ def simclr_views(images: np.ndarray, seed: int, *, start_index: int = 0,
     finally:
         if close is not None:
             close()
+    return out
+
+
+# ------------------------------------------------------------------------------ SimCLRv2
+
+#: Views of the SimCLRv2 (leftthomas) recipe: ColorJitter(0.4, 0.4, 0.4, 0.1) with p = 0.8.
+V2_JITTER = {"brightness": (0.6, 1.4), "contrast": (0.6, 1.4), "saturation": (0.6, 1.4), "hue": (-0.1, 0.1)}
+
+
+def _v2_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One leftthomas-style view of a float32 CHW image in [0, 1] (no blur, milder jitter)."""
+    _, height, width = img.shape
+    top, left, h, w = crop_params(rng, height, width)
+    view = resized_crop(img, top, left, h, w)
+    if rng.random() < FLIP_P:
+        view = view[:, :, ::-1]
+    if rng.random() < JITTER_P:
+        order = rng.permutation(4)
+        factors = (
+            rng.uniform(*V2_JITTER["brightness"]),
+            rng.uniform(*V2_JITTER["contrast"]),
+            rng.uniform(*V2_JITTER["saturation"]),
+            rng.uniform(*V2_JITTER["hue"]),
+        )
+        ops = (adjust_brightness, adjust_contrast,
+               adjust_saturation, adjust_hue)
+        for op in order:
+            view = ops[op](view, factors[op])
+    if rng.random() < GRAYSCALE_P:
+        view = np.broadcast_to(grayscale(view), view.shape)
+    return np.clip(view, np.float32(0.0), np.float32(1.0))
+
+
+def simclrv2_views(images: np.ndarray, seed: int, mean, std, *, start_index: int = 0) -> np.ndarray:
+    """Two views per image for SimCLRv2 stage 1, normalised: float32 (2N, 3, 32, 32).
+
+    Rows ``2k`` and ``2k + 1`` are the views of ``images[k]``, drawn from
+    ``np.random.default_rng([seed, start_index + k])`` (like :func:`simclr_views`).
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (3, 32, 32):
+        raise ValueError(f"images must be uint8 (N, 3, 32, 32), got {images.dtype} {images.shape}")
+    mean = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
+    out = np.empty((2 * len(images), 3, 32, 32), dtype=np.float32)
+    for k, image in enumerate(images):
+        rng = np.random.default_rng([int(seed), int(start_index) + k])
+        img = image.astype(np.float32) / np.float32(255.0)
+        out[2 * k] = (_v2_view(img, rng) - mean) / std
+        out[2 * k + 1] = (_v2_view(img, rng) - mean) / std
     return out

@@ -73,15 +73,10 @@ __all__ = [
     "nt_xent_loss",
     "pretrain_simclrv2",
     "resolve_device",
-    "simclrv2_views",
     "train_simclr",
     "train_simclrv2_linear",
     "trained_weights_info",
 ]
-
-#: Views of the SimCLRv2 (leftthomas) recipe: ColorJitter(0.4, 0.4, 0.4, 0.1) with p = 0.8.
-V2_JITTER = {"brightness": (0.6, 1.4), "contrast": (0.6, 1.4), "saturation": (0.6, 1.4), "hue": (-0.1, 0.1)}
-
 
 # ------------------------------------------------------------------------------ seeds, device
 
@@ -169,50 +164,6 @@ def images_sha256(images: np.ndarray, labels: np.ndarray | None = None) -> str:
     if labels is not None:
         digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
     return digest.hexdigest()
-
-
-def _v2_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One leftthomas-style view of a float32 CHW image in [0, 1] (no blur, milder jitter)."""
-    _, height, width = img.shape
-    top, left, h, w = augment.crop_params(rng, height, width)
-    view = augment.resized_crop(img, top, left, h, w)
-    if rng.random() < augment.FLIP_P:
-        view = view[:, :, ::-1]
-    if rng.random() < augment.JITTER_P:
-        order = rng.permutation(4)
-        factors = (
-            rng.uniform(*V2_JITTER["brightness"]),
-            rng.uniform(*V2_JITTER["contrast"]),
-            rng.uniform(*V2_JITTER["saturation"]),
-            rng.uniform(*V2_JITTER["hue"]),
-        )
-        ops = (augment.adjust_brightness, augment.adjust_contrast,
-               augment.adjust_saturation, augment.adjust_hue)
-        for op in order:
-            view = ops[op](view, factors[op])
-    if rng.random() < augment.GRAYSCALE_P:
-        view = np.broadcast_to(augment.grayscale(view), view.shape)
-    return np.clip(view, np.float32(0.0), np.float32(1.0))
-
-
-def simclrv2_views(images: np.ndarray, seed: int, mean, std, *, start_index: int = 0) -> np.ndarray:
-    """Two views per image for SimCLRv2 stage 1, normalised: float32 (2N, 3, 32, 32).
-
-    Rows ``2k`` and ``2k + 1`` are the views of ``images[k]``, drawn from
-    ``np.random.default_rng([seed, start_index + k])`` (like :func:`augment.simclr_views`).
-    """
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (3, 32, 32):
-        raise ValueError(f"images must be uint8 (N, 3, 32, 32), got {images.dtype} {images.shape}")
-    mean = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
-    std = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
-    out = np.empty((2 * len(images), 3, 32, 32), dtype=np.float32)
-    for k, image in enumerate(images):
-        rng = np.random.default_rng([int(seed), int(start_index) + k])
-        img = image.astype(np.float32) / np.float32(255.0)
-        out[2 * k] = (_v2_view(img, rng) - mean) / std
-        out[2 * k + 1] = (_v2_view(img, rng) - mean) / std
-    return out
 
 
 # ------------------------------------------------------------------------------ loss
@@ -402,7 +353,7 @@ def pretrain_simclrv2(
             orders[epoch] = np.random.default_rng(
                 derive_seed(seed, stage, 1, epoch)).permutation(len(data.images))
         chosen = orders[epoch][index * batch:(index + 1) * batch]
-        views = simclrv2_views(data.images[chosen], derive_seed(seed, stage, 2, epoch), mean, std,
+        views = augment.simclrv2_views(data.images[chosen], derive_seed(seed, stage, 2, epoch), mean, std,
                                start_index=index * batch)
         # leftthomas: each view batch through the network on its own (BatchNorm per view batch).
         z1 = forward(as_channels_last(torch.from_numpy(views[0::2]).to(device)))

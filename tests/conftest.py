@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from filelock import FileLock
 from torch import nn
 
 from tests.cifar_fixtures import write_tiny_archive
@@ -50,6 +52,33 @@ def snakemake(workdir: Path, *args: str, configs=(), cores: int | None = 2, env=
         "--configfile", *configfiles,
     ]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """The CI config's whole workflow, run once for the session and never changed afterwards.
+
+    Built once even when pytest-xdist runs test files in several processes: the first one
+    to take the lock runs it in their common temporary folder, the others wait and reuse it.
+    Tests that rerun anything do so in a `copy_run` of it.
+    """
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker
+    workdir = shared / "finished_run"
+    with FileLock(str(shared / "finished_run.lock")):
+        if not (workdir / "finished").is_file():
+            shutil.rmtree(workdir, ignore_errors=True)
+            make_workdir(workdir)
+            result = snakemake(workdir)
+            assert result.returncode == 0, result.stderr[-3000:]
+            (workdir / "stderr.txt").write_text(result.stderr)
+            (workdir / "finished").touch()
+    return workdir
+
+
+def copy_run(run: Path, destination: Path) -> Path:
+    """A copy of a finished run (modification times kept, so nothing in it is out of date)."""
+    shutil.copytree(run, destination, symlinks=True, copy_function=shutil.copy2)
+    return destination
 
 
 def files_under(path: Path) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests import headless_chromium
-from tests.conftest import make_workdir, snakemake, write_config
+from tests.conftest import copy_run, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +35,8 @@ def import_other_host(workdir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def reported_run(tmp_path_factory):
-    workdir = make_workdir(tmp_path_factory.mktemp("report"))
+def reported_run(finished_run, tmp_path_factory):
+    workdir = copy_run(finished_run, tmp_path_factory.mktemp("report") / "run")
     # the CPU as the accuracy gate's reference, so the gate and its threshold are drawn
     gate = write_config(workdir / "gate.yaml",
                         {"gate": {"reference_chip": "cpu", "reference_precision": "fp32"}})

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from chipbench import cifar, linear_probe, models, train, training_loop
+from chipbench import augment, cifar, linear_probe, models, train, training_loop
 from chipbench.errors import UserError
 from tests.cifar_fixtures import write_tiny_archive
 from tests.conftest import REPO, md5_of
@@ -138,8 +138,8 @@ def test_training_set_is_a_seeded_permutation_of_every_batch(batches, tmp_path):
 
 
 def test_simclrv2_views_are_seeded_per_image_and_normalised(data):
-    whole = train.simclrv2_views(data.images[:6], 5, MEAN, STD)
-    tail = train.simclrv2_views(data.images[3:6], 5, MEAN, STD, start_index=3)
+    whole = augment.simclrv2_views(data.images[:6], 5, MEAN, STD)
+    tail = augment.simclrv2_views(data.images[3:6], 5, MEAN, STD, start_index=3)
     assert whole.shape == (12, 3, 32, 32) and whole.dtype == np.float32
     assert np.array_equal(whole[6:], tail)
     assert not np.array_equal(whole[0], whole[1])

@@ -10,17 +10,9 @@ import numpy as np
 import pytest
 
 from chipbench import metrics
-from tests.conftest import make_workdir, snakemake
+from tests.conftest import copy_run, snakemake
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = make_workdir(tmp_path_factory.mktemp("e2e"))
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
 
 
 def read_json(path: Path) -> dict:
@@ -110,17 +102,27 @@ def test_cpu_timing_jobs_had_the_machine_to_themselves(finished_run):
                 assert other_end <= start or other_start >= end, f"{other} overlapped {name}"
 
 
-def test_rerun_does_nothing_and_keeps_tables_byte_identical(finished_run):
-    tables = finished_run / "results" / "tables"
+def test_the_run_printed_its_estimate_first(finished_run):
+    stderr = (finished_run / "stderr.txt").read_text()
+    first = stderr.index("Estimated run time from scratch on a 2-core x86-64 CPU")
+    assert first < stderr.index("rule measure_throughput")
+    assert re.search(r"^  throughput +6 jobs  ~", stderr, re.MULTILINE)
+    # (timed cells: simclr on cpu, simclrv2 on cpu and cpu_pytorch, each at bs 1 and 4)
+
+
+def test_rerun_does_nothing_and_keeps_tables_byte_identical(finished_run, tmp_path):
+    run = copy_run(finished_run, tmp_path / "run")
+    tables = run / "results" / "tables"
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tables.iterdir()}
-    result = snakemake(finished_run)
+    result = snakemake(run)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Nothing to be done" in result.stdout + result.stderr
     after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tables.iterdir()}
     assert after == before
 
 
-def test_targeted_rerun_of_one_batch_size_keeps_the_full_tables(finished_run):
+def test_targeted_rerun_of_one_batch_size_keeps_the_full_tables(finished_run, tmp_path):
+    finished_run = copy_run(finished_run, tmp_path / "run")
     perf = finished_run / "results" / "simclr" / "cpu" / "fp32"
     bs1_before = (perf / "bs1" / "perf.json").read_bytes()
     result = snakemake(
@@ -146,7 +148,8 @@ def test_chip_missing_here_shows_dash_with_the_reason(finished_run):
     assert not (finished_run / "results" / "simclr" / "ascend310p").exists()
 
 
-def test_explicit_target_on_a_missing_chip_fails_with_one_line(finished_run):
+def test_explicit_target_on_a_missing_chip_fails_with_one_line(finished_run, tmp_path):
+    finished_run = copy_run(finished_run, tmp_path / "run")
     result = snakemake(finished_run, "results/simclr/ascend310p/fp16/bs1/perf.json")
     assert result.returncode != 0
     errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
