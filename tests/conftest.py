@@ -55,14 +55,17 @@ def snakemake(workdir: Path, *args: str, configs=(), cores: int | None = 2, env=
 
 
 @pytest.fixture(scope="session")
-def finished_run(tmp_path_factory) -> Path:
+def finished_run(tmp_path_factory, worker_id) -> Path:
     """The CI config's whole workflow, run once for the session and never changed afterwards.
 
     Built once even when pytest-xdist runs test files in several processes: the first one
     to take the lock runs it in their common temporary folder, the others wait and reuse it.
     Tests that rerun anything do so in a `copy_run` of it.
     """
-    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker
+    # xdist workers' folders share this session's parent; without xdist the parent would be
+    # shared with every other pytest session of the user, so the session's own folder is used
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent
     workdir = shared / "finished_run"
     with FileLock(str(shared / "finished_run.lock")):
         if not (workdir / "finished").is_file():
