@@ -44,7 +44,7 @@ def main() -> None:
     target = f"results/{args.cell}/perf.json"
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
                "--directory", str(args.workdir), "--cores", str(args.cores), target,
-               "--forcerun", "measure_throughput"]  # after the target: it takes a list
+               "--rerun-incomplete", "--forcerun", "measure_throughput"]  # after the target: it takes a list
     if args.configfile:
         command += ["--configfile", *args.configfile]
     print(f"CPU: {host.cpu_model()}; flags: {' '.join(host.cpu_flags()) or 'none of interest'}; "
