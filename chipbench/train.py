@@ -205,9 +205,8 @@ def _steps_per_epoch(n_images: int, batch_size: int, what: str) -> int:
     return n_images // batch_size  # the last partial batch is dropped, as both sources do
 
 
-def _environment(device: torch.device, threads: int, compiled: bool = False) -> dict:
-    return {"device": str(device), "threads": int(threads), "torch": torch.__version__,
-            "compiled": bool(compiled)}
+def _environment(device: torch.device, threads: int) -> dict:
+    return {"device": str(device), "threads": int(threads), "torch": torch.__version__}
 
 
 @dataclass
@@ -229,13 +228,12 @@ def train_simclr(
     seed: int,
     device: torch.device,
     threads: int,
-    compile_model: bool = False,
     log=None,
     on_epoch_end=None,
 ) -> Result:
     """The sthalles recipe; writes the sthalles-layout checkpoint to ``output``.
 
-    ``compile_model``: train through ``torch.compile`` (config ``train.compile``)."""
+    ``settings["compile"]`` (default false): train through ``torch.compile``."""
     output = Path(output)
     data = data.take(settings.get("images"), "train.simclr.images")
     batch = int(settings["batch_size"])
@@ -243,7 +241,7 @@ def train_simclr(
     steps = _steps_per_epoch(len(data.images), batch, "train.simclr")
     temperature = float(settings["temperature"])
     model = _init_under_seed(models.ResNetSimCLR, derive_seed(seed, STAGES["simclr"], 0))
-    forward = prepare_model(model, device, compile_model)
+    forward = prepare_model(model, device, bool(settings.get("compile")))
     optimizer = torch.optim.Adam(model.parameters(), lr=float(settings["learning_rate"]),
                                  weight_decay=float(settings["weight_decay"]))
     scheduler = _cosine(optimizer, epochs * steps)
@@ -266,8 +264,7 @@ def train_simclr(
         return loss.item()
 
     fingerprint = {"recipe": "simclr", "settings": settings, "seed": seed,
-                   "data": images_sha256(data.images),
-                   **_environment(device, threads, compile_model)}
+                   "data": images_sha256(data.images), **_environment(device, threads)}
     started = time.perf_counter()
     history = run_epochs(model=model, optimizer=optimizer, scheduler=scheduler, epochs=epochs,
                          steps_per_epoch=steps, step=step, resume=resume_path(output),
@@ -291,7 +288,7 @@ def train_simclr(
         "history": history,
         "seconds": time.perf_counter() - started,
         "checkpoint": {"path": str(output), "sha256": sha},
-        **_environment(device, threads, compile_model),
+        **_environment(device, threads),
     }
     return Result(sha, record)
 
@@ -328,7 +325,6 @@ def pretrain_simclrv2(
     seed: int,
     device: torch.device,
     threads: int,
-    compile_model: bool = False,
     log=None,
     on_epoch_end=None,
 ) -> Result:
@@ -341,7 +337,7 @@ def pretrain_simclrv2(
     temperature = float(settings["temperature"])
     stage = STAGES["simclrv2_pretrain"]
     model = _init_under_seed(SimCLRv2Pretrain, derive_seed(seed, stage, 0))
-    forward = prepare_model(model, device, compile_model)
+    forward = prepare_model(model, device, bool(settings.get("compile")))
     optimizer = torch.optim.Adam(model.parameters(), lr=float(settings["learning_rate"]),
                                  weight_decay=float(settings["weight_decay"]))
     scheduler = _cosine(optimizer, epochs * steps)
@@ -366,7 +362,7 @@ def pretrain_simclrv2(
 
     fingerprint = {"recipe": "simclrv2_pretrain", "settings": settings, "seed": seed,
                    "mean": list(mean), "std": list(std), "data": images_sha256(data.images),
-                   **_environment(device, threads, compile_model)}
+                   **_environment(device, threads)}
     started = time.perf_counter()
     history = run_epochs(model=model, optimizer=optimizer, scheduler=scheduler, epochs=epochs,
                          steps_per_epoch=steps, step=step, resume=resume_path(output),
@@ -385,7 +381,7 @@ def pretrain_simclrv2(
         "history": history,
         "seconds": time.perf_counter() - started,
         "checkpoint": {"path": str(output), "sha256": sha},
-        **_environment(device, threads, compile_model),
+        **_environment(device, threads),
     }
     return Result(sha, record)
 

@@ -19,7 +19,6 @@ rule train_simclr:
     params:
         settings=lambda wildcards: train_settings(wildcards.model),
         device=config["train"]["device"],
-        compile=config["train"]["compile"],
         seed=config["seed"],
     threads: train_threads
     wildcard_constraints:
@@ -42,7 +41,6 @@ rule pretrain_simclrv2:
         settings=lambda wildcards: train_settings(wildcards.model)["pretrain"],
         model=model_recipe,
         device=config["train"]["device"],
-        compile=config["train"]["compile"],
         seed=config["seed"],
     threads: train_threads
     wildcard_constraints:

@@ -49,12 +49,12 @@ def test_training_costs_follow_the_settings():
     train["simclr"].update(images=1000, epochs=2)
     train["linear_probe"]["images"] = 5000
     compiled = plan_of(train=train)
-    # 0.009 s per image and epoch + 120 s compiling, the probe's features of 5000 + 10000
-    # images at 0.6 ms, 4 s to start each of its 2 jobs
+    # compiled: 0.009 s per image and epoch + 120 s compiling, the probe's features of
+    # 5000 + 10000 images at 0.6 ms, 4 s to start each of its 2 jobs
     stage = estimate.estimate(compiled, trained_models=["simclr"])[1]
     assert (stage.name, stage.jobs) == ("training", 2)
     assert stage.seconds == pytest.approx(0.009 * 2000 + 120 + 0.0006 * 15000 + 8)
-    train["compile"] = False  # eager: twice the step time, no compile
+    train["simclr"]["compile"] = False  # eager: twice the step time, no compile
     stage = estimate.estimate(plan_of(train=train), trained_models=["simclr"])[1]
     assert stage.seconds == pytest.approx(0.018 * 2000 + 0.0006 * 15000 + 8)
 

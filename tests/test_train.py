@@ -30,7 +30,7 @@ CPU = torch.device("cpu")
 THREADS = 2
 MEAN = [0.4914, 0.4822, 0.4465]
 STD = [0.2023, 0.1994, 0.2010]
-SIMCLR = {"images": 32, "epochs": 1, "batch_size": 16, "learning_rate": 3e-4,
+SIMCLR = {"compile": True, "images": 32, "epochs": 1, "batch_size": 16, "learning_rate": 3e-4,
           "weight_decay": 1e-4, "temperature": 0.07}
 PRETRAIN = {"images": 8, "epochs": 1, "batch_size": 4, "learning_rate": 1e-3,
             "weight_decay": 1e-6, "temperature": 0.5}
@@ -66,10 +66,9 @@ def data(batches) -> train.TrainingSet:
 
 @pytest.fixture(scope="module")
 def simclr_trained(data, tmp_path_factory):
-    """Trained through torch.compile, as the workflow's default (train.compile) does."""
+    """Trained through torch.compile, as the workflow's default (train.simclr.compile) does."""
     out = tmp_path_factory.mktemp("simclr") / "trained.pth"
-    return out, train.train_simclr(data, SIMCLR, out, seed=0, device=CPU, threads=THREADS,
-                                   compile_model=True)
+    return out, train.train_simclr(data, SIMCLR, out, seed=0, device=CPU, threads=THREADS)
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +160,7 @@ def test_device_auto_is_cpu_without_a_gpu():
 def test_simclr_checkpoint_has_the_published_layout_and_reruns_byte_identically(
         simclr_trained, data, tmp_path):
     path, first = simclr_trained
-    second = train.train_simclr(data, SIMCLR, tmp_path / "b.pth", seed=0, device=CPU, threads=THREADS,
-                                compile_model=True)
+    second = train.train_simclr(data, SIMCLR, tmp_path / "b.pth", seed=0, device=CPU, threads=THREADS)
     assert first.sha256 == second.sha256 == sha256(path) == sha256(tmp_path / "b.pth")
     assert path.read_bytes() == (tmp_path / "b.pth").read_bytes()
     assert not training_loop.resume_path(path).exists()  # removed once finished
@@ -183,7 +181,7 @@ def test_simclr_checkpoint_has_the_published_layout_and_reruns_byte_identically(
 
     record = first.record
     assert record["recipe"] == "simclr" and record["steps_per_epoch"] == 2
-    assert record["compiled"] is True and second.record["compiled"] is True
+    assert record["settings"]["compile"] is True
     assert record["data"]["images"] == 32 and record["checkpoint"]["sha256"] == first.sha256
     assert math.isfinite(record["history"][0]["loss"])
 

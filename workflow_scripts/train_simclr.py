@@ -13,8 +13,7 @@ def main(smk):
     data = train.load_training_set([Path(p) for p in smk.input.batches], smk.params.seed)
     result = train.train_simclr(
         data, dict(smk.params.settings), Path(smk.output.checkpoint),
-        seed=smk.params.seed, device=device, threads=threads,
-        compile_model=smk.params.compile, log=sys.stderr,
+        seed=smk.params.seed, device=device, threads=threads, log=sys.stderr,
     )
     result.record.update(model=smk.wildcards.model, host=host.describe())
     write_json(smk.output.record, result.record)

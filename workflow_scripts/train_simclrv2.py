@@ -17,8 +17,7 @@ def main(smk):
                   threads=threads, log=sys.stderr)
     if smk.rule == "pretrain_simclrv2":
         result = train.pretrain_simclrv2(
-            data, dict(smk.params.settings), Path(smk.output.checkpoint),
-            compile_model=smk.params.compile, **common)
+            data, dict(smk.params.settings), Path(smk.output.checkpoint), **common)
     else:
         result = train.train_simclrv2_linear(
             data, dict(smk.params.settings), Path(smk.input.pretrained),
