@@ -4,10 +4,10 @@ model preparation that makes CPU training fast.
 
 Speed on a CPU (measured by benchmarks/train_step.py): the conv nets train in channels_last
 memory format (oneDNN's native layout; the default NCHW makes it reorder around every
-convolution) and, with ``train.compile``, compiled by ``torch.compile`` (inductor fuses
+convolution) and, with the recipe's ``compile`` setting, through ``torch.compile`` (inductor fuses
 BatchNorm, ReLU and the adds into the convolutions' neighbours). Both change the order of
 floating-point operations, not the maths: a run is still byte-identical for a given thread
-count and compile setting, which the fingerprint of the resume state includes.
+count and compile setting (part of the settings the resume state is fingerprinted with).
 """
 
 from __future__ import annotations
