@@ -176,12 +176,9 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
 _JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 
 
-def one_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One SimCLR view of a float32 CHW image in [0, 1], drawing from ``rng``.
-
-    Draw order: crop (area, log-ratio per attempt, then top, left), flip, jitter-applied,
-    [order, brightness, contrast, saturation, hue if applied], grayscale, blur sigma.
-    """
+def _crop_flip_jitter(img: np.ndarray, rng: np.random.Generator, jitter) -> np.ndarray:
+    """Random resized crop, flip and (with JITTER_P) colour jitter with the ranges ``jitter``
+    (brightness, contrast, saturation, hue) in a random order: the start of every view."""
     _, height, width = img.shape
     top, left, h, w = crop_params(rng, height, width)
     view = resized_crop(img, top, left, h, w)
@@ -189,14 +186,19 @@ def one_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         view = view[:, :, ::-1]
     if rng.random() < JITTER_P:
         order = rng.permutation(4)
-        factors = (
-            rng.uniform(*BRIGHTNESS),
-            rng.uniform(*CONTRAST),
-            rng.uniform(*SATURATION),
-            rng.uniform(*HUE),
-        )
+        factors = tuple(rng.uniform(*bounds) for bounds in jitter)
         for op in order:
             view = _JITTER_OPS[op](view, factors[op])
+    return view
+
+
+def one_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One SimCLR view of a float32 CHW image in [0, 1], drawing from ``rng``.
+
+    Draw order: crop (area, log-ratio per attempt, then top, left), flip, jitter-applied,
+    [order, brightness, contrast, saturation, hue if applied], grayscale, blur sigma.
+    """
+    view = _crop_flip_jitter(img, rng, (BRIGHTNESS, CONTRAST, SATURATION, HUE))
     if rng.random() < GRAYSCALE_P:
         view = np.broadcast_to(grayscale(view), view.shape)
     view = gaussian_blur(view, rng.uniform(*BLUR_SIGMA))
@@ -261,28 +263,13 @@ def simclr_views(images: np.ndarray, seed: int, *, start_index: int = 0,
 # ------------------------------------------------------------------------------ SimCLRv2
 
 #: Views of the SimCLRv2 (leftthomas) recipe: ColorJitter(0.4, 0.4, 0.4, 0.1) with p = 0.8.
-V2_JITTER = {"brightness": (0.6, 1.4), "contrast": (0.6, 1.4), "saturation": (0.6, 1.4), "hue": (-0.1, 0.1)}
+#: Ranges of brightness, contrast, saturation and hue, as for `one_view`.
+V2_JITTER = ((0.6, 1.4), (0.6, 1.4), (0.6, 1.4), (-0.1, 0.1))
 
 
 def _v2_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One leftthomas-style view of a float32 CHW image in [0, 1] (no blur, milder jitter)."""
-    _, height, width = img.shape
-    top, left, h, w = crop_params(rng, height, width)
-    view = resized_crop(img, top, left, h, w)
-    if rng.random() < FLIP_P:
-        view = view[:, :, ::-1]
-    if rng.random() < JITTER_P:
-        order = rng.permutation(4)
-        factors = (
-            rng.uniform(*V2_JITTER["brightness"]),
-            rng.uniform(*V2_JITTER["contrast"]),
-            rng.uniform(*V2_JITTER["saturation"]),
-            rng.uniform(*V2_JITTER["hue"]),
-        )
-        ops = (adjust_brightness, adjust_contrast,
-               adjust_saturation, adjust_hue)
-        for op in order:
-            view = ops[op](view, factors[op])
+    view = _crop_flip_jitter(img, rng, V2_JITTER)
     if rng.random() < GRAYSCALE_P:
         view = np.broadcast_to(grayscale(view), view.shape)
     return np.clip(view, np.float32(0.0), np.float32(1.0))
