@@ -245,7 +245,7 @@ def table_files():
         f"results/tables/{m}_{kind}.{ext}"
         for m in models
         for kind in ("accuracy", "gate", "latency", "fps", "estimates", "reproduction")
-        for ext in ("md", "csv", "html")
+        for ext in ("md", "csv", "provenance.json", "html")
     ] + [
         f"results/plots/{m}_{kind}.{ext}"
         for m in models
@@ -309,7 +309,8 @@ def table_category(wildcards):
 
 
 def table_output(kind, ext, category="Tables"):
-    form = {"md": "Markdown (table and notes)", "csv": "CSV"}[ext]
+    form = {"md": "Markdown (table and notes)", "csv": "CSV",
+            "provenance.json": "provenance (settings and full provenance)"}[ext]
     return reported(f"results/tables/{{model}}_{kind}.{ext}", category, "tables/download",
                     table=kind, format=form)
 

@@ -1,14 +1,67 @@
 # Result records -> accuracy and FPS tables shaped like the reports, the reproduction check,
 # and the figures; every table and figure is marked for `snakemake --report results/report.html`
 # with a caption in report/ (the figures' captions include their provenance).
-# Inputs are this run's (possibly selected) results plus results copied from other hosts
-# (results/imported/<label>/, the layout of results/); the tables are built from every result
-# of the full matrix found on disk, so a targeted rerun never shrinks them.
+# Every file a job reads is an input: resources/published.yaml, this run's records, the records
+# of the full matrix already on disk (so a targeted rerun never shrinks a table) and results
+# copied from other hosts (results/imported/<label>/, the layout of results/).
+
+PUBLISHED = f"{workflow.basedir}/resources/published.yaml"
+RESULT_FILES = {
+    "accuracy": accuracy_results,
+    "gate": gate_results,
+    "perf": perf_results,
+    "compiled": compiled_results,
+}
+
+
+def table_inputs(kind):
+    """Input function: the `kind` files of a model's tables. Cells this run selects are named
+    as their rules write them; other cells of the matrix found on disk are named by absolute
+    path, so Snakemake reads them as they are and a targeted run never schedules their jobs."""
+
+    def paths(wildcards):
+        selected = RESULT_FILES[kind](wildcards.model)
+        kept = [
+            os.path.abspath(path)
+            for path in RESULT_FILES[kind](wildcards.model, selected=False)
+            if path not in selected and os.path.exists(path)
+        ]
+        imported = imported_results(kind)(wildcards) if kind in IMPORTED_PATTERNS else []
+        return selected + kept + imported
+
+    return paths
+
+
+def table_context(timed):
+    """Params: the matrix one model's tables show (chipbench.report.context.TableContext);
+    `timed` tables treat untimed chips as unavailable and carry the throughput display settings."""
+
+    def context(wildcards):
+        chips = PLAN.chips_of(wildcards.model)
+        settings = {
+            "model": wildcards.model,
+            "title": PLAN.models[wildcards.model]["title"],
+            "chips": chips,
+            "precisions": {c: PLAN.precisions(c) for c in chips},
+            "chip_labels": {c: entry["label"] for c, entry in PLAN.chips.items()},
+            "batch_sizes": sorted({b for c in chips for b in PLAN.batch_sizes(wildcards.model, c)}),
+            "unavailable": PLAN.untimed if timed else PLAN.unavailable,
+            "unavailable_precisions": PLAN.unavailable_precisions,
+        }
+        if timed:
+            settings.update(
+                ratios=config["tables"]["ratios"],
+                noise_threshold=config["tables"]["noise_threshold"],
+            )
+        return settings
+
+    return context
+
 
 rule render_table:
     input:
-        md="results/tables/{model}_{table}.md",
         csv="results/tables/{model}_{table}.csv",
+        provenance="results/tables/{model}_{table}.provenance.json",
     output:
         reported("results/tables/{model}_{table}.html", table_category, "tables/view",
                  table="{table}", format="HTML (view)"),
@@ -26,24 +79,21 @@ rule render_table:
 
 rule tabulate_accuracy:
     input:
-        lambda wc: accuracy_results(wc.model),
-        lambda wc: gate_results(wc.model),
-        imported=imported_results("accuracy"),
-        imported_gates=imported_results("gate"),
+        published=PUBLISHED,
+        records=table_inputs("accuracy"),
+        gates=table_inputs("gate"),
     output:
         md=table_output("accuracy", "md"),
         csv=table_output("accuracy", "csv"),
+        provenance=table_output("accuracy", "provenance.json"),
         gate_md=table_output("gate", "md"),
         gate_csv=table_output("gate", "csv"),
+        gate_provenance=table_output("gate", "provenance.json"),
         latency_md=table_output("latency", "md"),
         latency_csv=table_output("latency", "csv"),
+        latency_provenance=table_output("latency", "provenance.json"),
     params:
-        records=lambda wc: accuracy_results(wc.model, selected=False),
-        gates=lambda wc: gate_results(wc.model, selected=False),
-        model=model_entry,
-        chips=lambda wc: PLAN.chips_of(wc.model),
-        chip_entries=PLAN.chips,
-        unavailable=PLAN.unavailable,
+        context=table_context(timed=False),
     log:
         "logs/tabulate_accuracy/{model}.log",
     conda:
@@ -54,22 +104,14 @@ rule tabulate_accuracy:
 
 rule tabulate_fps:
     input:
-        lambda wc: perf_results(wc.model),
-        imported=imported_results("perf"),
+        published=PUBLISHED,
+        records=table_inputs("perf"),
     output:
         md=table_output("fps", "md"),
         csv=table_output("fps", "csv"),
+        provenance=table_output("fps", "provenance.json"),
     params:
-        records=lambda wc: perf_results(wc.model, selected=False),
-        model=model_entry,
-        chips=lambda wc: PLAN.chips_of(wc.model),
-        chip_entries=PLAN.chips,
-        unavailable=PLAN.untimed,
-        batch_sizes=lambda wc: sorted(
-            {b for c in PLAN.chips_of(wc.model) for b in PLAN.batch_sizes(wc.model, c)}
-        ),
-        ratios=config["tables"]["ratios"],
-        cv_threshold=config["timing"]["cv_threshold"],
+        context=table_context(timed=True),
     log:
         "logs/tabulate_fps/{model}.log",
     conda:
@@ -80,14 +122,14 @@ rule tabulate_fps:
 
 rule tabulate_estimates:
     input:
-        lambda wc: compiled_results(wc.model),
+        published=PUBLISHED,
+        compiled=table_inputs("compiled"),
     output:
         md=table_output("estimates", "md"),
         csv=table_output("estimates", "csv"),
+        provenance=table_output("estimates", "provenance.json"),
     params:
-        compiled=lambda wc: compiled_results(wc.model, selected=False),
-        model=model_entry,
-        chip_entries=PLAN.chips,
+        context=table_context(timed=False),
     log:
         "logs/tabulate_estimates/{model}.log",
     conda:
@@ -98,19 +140,16 @@ rule tabulate_estimates:
 
 rule tabulate_reproduction:
     input:
-        lambda wc: accuracy_results(wc.model),
-        lambda wc: perf_results(wc.model),
-        lambda wc: compiled_results(wc.model),
-        imported_accuracy=imported_results("accuracy"),
-        imported_perf=imported_results("perf"),
+        published=PUBLISHED,
+        accuracy=table_inputs("accuracy"),
+        perf=table_inputs("perf"),
+        compiled=table_inputs("compiled"),
     output:
         md=table_output("reproduction", "md", category="Reproduction check"),
         csv=table_output("reproduction", "csv", category="Reproduction check"),
+        provenance=table_output("reproduction", "provenance.json", category="Reproduction check"),
     params:
-        accuracy=lambda wc: accuracy_results(wc.model, selected=False),
-        perf=lambda wc: perf_results(wc.model, selected=False),
-        compiled=lambda wc: compiled_results(wc.model, selected=False),
-        model=model_entry,
+        context=table_context(timed=False),
         matrix=lambda wc: {
             c: {
                 "precisions": PLAN.precisions(c),
@@ -119,8 +158,6 @@ rule tabulate_reproduction:
             }
             for c in PLAN.chips_of(wc.model)
         },
-        chip_entries=PLAN.chips,
-        unavailable=PLAN.unavailable,
         untimed=PLAN.untimed,
     log:
         "logs/tabulate_reproduction/{model}.log",
@@ -132,62 +169,54 @@ rule tabulate_reproduction:
 
 rule plot_fps:
     input:
-        lambda wc: perf_results(wc.model),
-        imported=imported_results("perf"),
+        published=PUBLISHED,
+        records=table_inputs("perf"),
     output:
         png=reported("results/plots/{model}_fps.png", "Figures", "plots/fps",
                      figure="fps by batch size"),
         caption="results/plots/{model}_fps.rst",
     params:
-        records=lambda wc: perf_results(wc.model, selected=False),
-        model=model_entry,
-        chip_entries=PLAN.chips,
+        context=table_context(timed=False),
     log:
         "logs/plot_fps/{model}.log",
     conda:
         "../envs/main.yaml"
     script:
-        "../workflow_scripts/plot_fps.py"
+        "../workflow_scripts/plot_figure.py"
 
 
 rule plot_latency:
     input:
-        lambda wc: perf_results(wc.model),
-        imported=imported_results("perf"),
+        published=PUBLISHED,
+        records=table_inputs("perf"),
     output:
         png=reported("results/plots/{model}_latency.png", "Figures", "plots/latency",
                      figure="latency distributions"),
         caption="results/plots/{model}_latency.rst",
     params:
-        records=lambda wc: perf_results(wc.model, selected=False),
-        model=model_entry,
-        chip_entries=PLAN.chips,
+        context=table_context(timed=False),
     log:
         "logs/plot_latency/{model}.log",
     conda:
         "../envs/main.yaml"
     script:
-        "../workflow_scripts/plot_latency.py"
+        "../workflow_scripts/plot_figure.py"
 
 
 rule plot_accuracy:
     input:
-        lambda wc: accuracy_results(wc.model),
-        lambda wc: gate_results(wc.model),
-        imported=imported_results("accuracy"),
-        imported_gates=imported_results("gate"),
+        published=PUBLISHED,
+        records=table_inputs("accuracy"),
+        gates=table_inputs("gate"),
     output:
         png=reported("results/plots/{model}_accuracy.png", "Figures", "plots/accuracy",
                      figure="accuracy and gate"),
         caption="results/plots/{model}_accuracy.rst",
     params:
-        records=lambda wc: accuracy_results(wc.model, selected=False),
-        gates=lambda wc: gate_results(wc.model, selected=False),
-        model=model_entry,
-        chip_entries=PLAN.chips,
+        context=table_context(timed=False),
     log:
         "logs/plot_accuracy/{model}.log",
     conda:
         "../envs/main.yaml"
     script:
-        "../workflow_scripts/plot_accuracy.py"
+        "../workflow_scripts/plot_figure.py"
