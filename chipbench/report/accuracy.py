@@ -118,7 +118,7 @@ def accuracy_table(ctx: TableContext, records: Iterable[Mapping], failed: Iterab
     if any(GATE_FAILED in cell for cell in ours):
         marks.append(f"{GATE_FAILED} fails the accuracy gate")
     if report_entries:
-        marks.append(f"(report): as published, {NOT_PUBLISHED} not published")
+        marks.append(f"(report): as published, {NOT_PUBLISHED} if not")
     notes = unique(metric_text(r) for r in used)[:1]
     notes += standard_notes(ctx, used, [failures[k] for k in sorted(failures)], ours, marks)
     details = unique(metric_text(r) for r in used)[1:]

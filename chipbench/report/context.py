@@ -114,52 +114,49 @@ def fit(text: str, shorter: str) -> str:
     return text if len(text) <= NOTE_WIDTH else shorter
 
 
-def _listed(title: str, items: Sequence[str], ctx: TableContext) -> str:
-    text = f"{title}: " + "; ".join(items)
-    return fit(text, f"{title}: {len(items)} cells, listed in {ctx.details_file}")
+def _listed(title: str, items: Sequence[str], what: str, ctx: TableContext) -> str:
+    return fit(f"{title}: " + "; ".join(items),
+               f"{title}: {len(items)} {what}, listed in {ctx.details_file}")
 
 
 def standard_notes(ctx: TableContext, shown: Sequence[Mapping], failed: Sequence[Mapping],
                    cells: Iterable[str], marks: Sequence[str] = ()) -> list[str]:
     """The notes after a table's metric line: marks, what cannot run, what failed, weights
-    and host, config hash. `cells` are the cell texts of the table (to say only the marks
-    used); `marks` are the table's own marks (e.g. the gate's) with their meaning."""
+    and host, config hash. `cells` are the cell texts of ours (so that only the states used
+    are explained); `marks` are the table's own marks with their meaning."""
     labels = ctx.labels
-    texts = list(cells)
-    meaning = list(marks)
-    if CANNOT_RUN in texts:
-        meaning.append(f"{CANNOT_RUN} cannot run here")
-    if NOT_RUN in texts:
-        meaning.append(f"{NOT_RUN}: not selected or not measured yet")
-    if FAILED in texts:
-        meaning.append(f"{FAILED}: the job failed")
-    hosts: dict[str, set[str]] = {}
-    for record in shown:
-        if record.get("imported"):
-            hosts.setdefault(record["imported"]["label"], set()).add(host_label(record.get("host") or {}))
-    meaning += [f"[{label}] measured on {'; '.join(sorted(hosts[label]))}" for label in sorted(hosts)]
-    notes = [_listed("marks", meaning, ctx)] if meaning else []
-    reasons = unique(
-        (f"{labels.row(chip)}: {ctx.unavailable[chip]}" for chip in ctx.chips if chip in ctx.unavailable))
+    texts = set(cells)
+    meaning = [text for state, text in ((CANNOT_RUN, f"{CANNOT_RUN} cannot run here"),
+                                        (NOT_RUN, f"{NOT_RUN}: not selected or not yet measured"),
+                                        (FAILED, f"{FAILED}: the job failed")) if state in texts]
+    meaning += marks
+    imported = sorted({(r["imported"]["label"], (r.get("host") or {}).get("hostname") or "?")
+                       for r in shown if r.get("imported")})
+    notes = []
+    if meaning or imported:
+        text = "marks: " + "; ".join(meaning + [f"[{label}] measured on {host}" for label, host in imported])
+        notes.append(fit(text, "marks: " + "; ".join(meaning)))
+    reasons = [f"{labels.row(chip)}: {ctx.unavailable[chip]}" for chip in ctx.chips if chip in ctx.unavailable]
     reasons += [f"{labels.row(chip)} {precision}: {reason}"
                 for chip in ctx.chips if chip not in ctx.unavailable
                 for precision, reason in sorted((ctx.unavailable_precisions.get(chip) or {}).items())]
     if reasons and CANNOT_RUN in texts:
-        notes.append(_listed(f"{CANNOT_RUN} cannot run here", reasons, ctx))
+        notes.append(_listed(f"{CANNOT_RUN} cannot run here", reasons, "chips", ctx))
     if failed:
         notes.append(_listed(FAILED, [
             f"{cell_name(r, labels.row)}: {r.get('reason')} ({r.get('log')})" for r in failed
-        ], ctx))
+        ], "cells", ctx))
     if shown:
         weights = sorted({weights_label(r.get("weights") or {}) for r in shown})
-        hosts_here = sorted({host_label(r.get("host") or {}) for r in shown})
+        hosts = sorted({host_label(r.get("host") or {}) for r in shown})
         notes.append(fit(
-            "weights: " + "; ".join(weights) + " · host: " + "; ".join(hosts_here),
-            f"weights: {len(weights)} kinds · hosts: {len(hosts_here)}, listed in {ctx.details_file}"))
+            "weights: " + "; ".join(weights) + " · host: " + "; ".join(hosts),
+            f"weights: {len(weights)} kinds · hosts: {len(hosts)}, listed in {ctx.details_file}"))
     hashes = sorted({str((r.get("provenance") or {}).get("config_sha256"))[:12]
                      for r in list(shown) + list(failed) if (r.get("provenance") or {}).get("config_sha256")})
     if hashes:
-        notes.append(f"config sha256 {', '.join(hashes)}; settings and provenance: {ctx.details_file}")
+        notes.append(fit(f"config sha256 {', '.join(hashes)}; settings and provenance: {ctx.details_file}",
+                         f"config sha256: {len(hashes)} different; settings and provenance: {ctx.details_file}"))
     return notes
 
 

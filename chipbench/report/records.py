@@ -93,7 +93,8 @@ def cell_name(record: Mapping, chip_label=None) -> str:
     """``CPU fp32 bs4 [label]``: a record's cell, its chip named by `chip_label(chip)`."""
     chip = record.get("chip")
     text = f"{chip_label(chip) if chip_label else chip} {record.get('precision')}"
-    if ("throughput_fps" in record or "rule" in record) and record.get("batch_size") is not None:
+    timed = "throughput_fps" in record or is_failed(record)  # a failed record names a batch size for throughput only
+    if timed and record.get("batch_size") is not None:
         text += f" bs{record['batch_size']}"
     return text + source_suffix(record)
 

@@ -75,15 +75,15 @@ class _Rows:
 
     def block_note(self, name: str) -> str | None:
         """``report note [n]`` for a block with a caveat, numbering the notes on first use."""
-        block = block(self.pub, name)
-        if not block.get("note"):
+        found = block(self.pub, name)
+        if not found.get("note"):
             return None
         if name not in self.note_numbers:
             self.note_numbers[name] = len(self.note_numbers) + 1
-            source = block.get("source") or self.pub.get("report")
+            source = found.get("source") or self.pub.get("report")
             self.notes.append(
                 f"[{self.note_numbers[name]}] report {BLOCK_NAMES.get(name, name)} "
-                f"({source}): {block['note']}"
+                f"({source}): {found['note']}"
             )
         return f"report note [{self.note_numbers[name]}]"
 

@@ -11,6 +11,7 @@ from chipbench.report.context import (
     TableContext,
     absent,
     add_column,
+    fit,
     frame,
     index,
     outside_details,
@@ -20,17 +21,17 @@ from chipbench.report.context import (
 from chipbench.report.published import block, by_batch, entries, fmt, precision_rank, report_details, unique
 from chipbench.report.records import cell_name, source_suffix
 
-FPS_DEFINITION = "fps = 1000 × batch size / mean latency of one batch in ms (the ais_bench definition)"
+FPS_DEFINITION = ("fps = 1000 × batch size / mean latency of one batch (ms); best bs: the batch "
+                  "size with the highest fps")
 
 
 def timing_text(timing: Mapping) -> str:
-    text = (
-        f"{timing.get('warmup_iterations')} warm-up iterations, then ≥ "
-        f"{timing.get('min_iterations')} timed iterations and ≥ {timing.get('min_seconds')} s"
-    )
-    if timing.get("max_iterations") is not None:
-        text += f" (at most {timing['max_iterations']} iterations)"
-    return text
+    return (f"{timing.get('warmup_iterations')} warm-up, then ≥ {timing.get('min_iterations')} "
+            f"iterations and ≥ {timing.get('min_seconds')} s")
+
+
+def full_timing_text(timing: Mapping) -> str:
+    return ", ".join(f"{key} {timing[key]}" for key in sorted(timing))
 
 
 def spread(record: Mapping | None) -> float | None:
@@ -136,23 +137,23 @@ def fps_table(ctx: TableContext, records: Iterable[Mapping], failed: Iterable[Ma
 
     used = [by_cell[k] for k in sorted(by_cell)]
     timings = unique(timing_text(r["timing"]) for r in used if r.get("timing"))
-    protocol = FPS_DEFINITION + "; best bs: the batch size with the highest fps"
+    protocol = FPS_DEFINITION
     if len(timings) == 1:
-        protocol += f"; timing: {timings[0]}"
+        protocol += f"; timed {timings[0]}"
     trials = sorted({int(r["trials"]["count"]) for r in used if (r.get("trials") or {}).get("count")})
     if trials:
-        protocol += f"; {trials[0]}{f'–{trials[-1]}' if len(trials) > 1 else ''} trials per cell"
-    notes = [protocol]
+        protocol += f" per trial, {trials[0]}{f'–{trials[-1]}' if len(trials) > 1 else ''} trials per cell"
+    notes = [fit(protocol, FPS_DEFINITION)]
     marks = []
     flagged = [r for r in used if noisy(r)]
     if flagged:
-        marks.append(f"{NOISY} noisy: trial spread (max−min)/median above {100 * ctx.noise_threshold:g} %")
+        marks.append(f"{NOISY} trial spread above {100 * ctx.noise_threshold:g} %")
         details.append("noisy cells: " + ", ".join(
             f"{cell_name(r, labels.row)} spread {100 * spread(r):.1f} %" for r in flagged))
     if fps_entries or time_entries:
-        marks.append(f"(report): as published, {NOT_PUBLISHED} not published or no ratio")
+        marks.append(f"(report): as published, {NOT_PUBLISHED} if not")
     notes += standard_notes(ctx, used, [failures[k] for k in sorted(failures)], ours_cells, marks)
-    details += [f"timing: {t}" for t in timings]
+    details += [f"timing: {text}" for text in unique(full_timing_text(r["timing"]) for r in used if r.get("timing"))]
     if used:
         iterations = sorted(int(r.get("iterations", 0)) for r in used)
         details.append(f"{iterations[0]}–{iterations[-1]} timed iterations per cell"
