@@ -1,7 +1,8 @@
 """The HTML report: the tiny workflow end to end, `snakemake --report`, then headless Chromium.
 
-Needs Debian's `chromium` for the rendering tests (apt-get install -y chromium); they are
-skipped with that reason when it is missing. The rest runs everywhere.
+Needs Debian's `chromium` and `chromium-driver` and the pinned `selenium` for the rendering
+tests (apt-get install -y chromium chromium-driver); they are skipped with that reason when
+one is missing. The rest runs everywhere.
 """
 
 from __future__ import annotations
@@ -140,8 +141,9 @@ APP_STYLED = ("(nav => nav !== null && getComputedStyle(nav).backgroundColor !==
 
 @pytest.fixture
 def browser(tmp_path):
-    if headless_chromium.executable() is None:
-        pytest.skip("chromium is not installed: apt-get install -y chromium")
+    if headless_chromium.executable() is None or headless_chromium.driver_executable() is None:
+        pytest.skip("chromium is not installed: apt-get install -y chromium chromium-driver")
+    pytest.importorskip("selenium", reason="selenium is not installed: pip install -r envs/requirements.txt")
     browser = headless_chromium.Browser(tmp_path / "profile", width=1400, height=1000)
     yield browser
     browser.close()
