@@ -10,12 +10,15 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests import headless_chromium
-from tests.conftest import make_workdir, snakemake, write_config
+from tests.conftest import REPO, TEST_CONFIG, make_workdir, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -174,3 +177,44 @@ def test_table_view_renders_in_chromium(reported_run, browser, tmp_path):
     # the view is an iframe of the table's own HTML: shot once that has been painted
     headless_chromium.wait_for(lambda: blank_reason(browser.screenshot(png)) is None,
                                what=f"the table view painted ({png})")
+
+
+# ------------------------------------------------------------------- declared inputs
+
+
+def run_copy(workflow: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    configs = [str(TEST_CONFIG), str(workdir / "dataset.yaml"), str(workdir / "select.yaml")]
+    command = [sys.executable, "-m", "snakemake", "-s", str(workflow / "Snakefile"),
+               "--directory", str(workdir), "--cores", "2", *args, "--configfile", *configs]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+
+
+def test_editing_published_figures_rebuilds_the_tables(tmp_path):
+    """resources/published.yaml is an input of the table and figure rules: a changed published
+    figure reruns them (and only them) and shows up in the table."""
+    workflow = tmp_path / "workflow"
+    shutil.copytree(REPO, workflow, ignore=shutil.ignore_patterns(
+        ".*", "results", "logs", "tests", "docs", "benchmarks", "__pycache__"))
+    workdir = make_workdir(tmp_path / "run")
+    write_config(workdir / "select.yaml",
+                 {"select": {"models": ["simclr"], "chips": ["cpu"], "batch_sizes": [1]}})
+    targets = ["results/tables/simclr_fps.md", "results/tables/simclr_reproduction.md",
+               "results/plots/simclr_fps.png"]
+    result = run_copy(workflow, workdir, *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    fps = workdir / "results/tables/simclr_fps.md"
+    assert "| bs64 12075 |" in fps.read_text()
+    result = run_copy(workflow, workdir, "-n", *targets)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+    published = workflow / "resources" / "published.yaml"
+    published.write_text(published.read_text().replace("{chip: t4, batch_size: 64, fps: 12075}",
+                                                        "{chip: t4, batch_size: 64, fps: 12076}"))
+    result = run_copy(workflow, workdir, "-n", "--quiet", "rules", *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rerun = {line.split()[0] for line in result.stdout.splitlines()
+             if line.strip() and not line.startswith(("job", "---", "total", "Job stats"))}
+    assert rerun == {"tabulate_fps", "tabulate_reproduction", "plot_fps"}, result.stdout
+    result = run_copy(workflow, workdir, *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| bs64 12076 |" in fps.read_text()
