@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from chipbench import provenance
 from chipbench.report.context import Table, TableContext, frame, standard_notes
@@ -163,6 +164,31 @@ class _Rows:
         return reasons
 
 
+@dataclass
+class _Reported:
+    """One published figure: what it is, whose, and as printed."""
+
+    figure: str
+    chip: str
+    stated: str | None  # the precision the report states, or None
+    batch: str
+    kind: str  # accuracy | fps | ratio | latency
+    value: float
+    text: str
+    decimals: int
+
+
+@dataclass
+class _Ours:
+    """Our figure for the same cell (`value` None: `missing` says why)."""
+
+    precision: str | None
+    value: float | None
+    records: list = field(default_factory=list)
+    missing: list = field(default_factory=list)
+    text: str | None = None
+
+
 def _difference(kind: str, reported: float, ours: float, tolerance: Mapping) -> tuple[float, float, bool]:
     """(ours − reported, the same as % of reported, within tolerance)."""
     delta = ours - reported
@@ -188,11 +214,13 @@ def _present(item) -> list:
     return [] if item is None else [item]
 
 
-def _row(figure, chip, precision, batch, reported, reproduced, delta, percent, status, reasons):
+def _row(reported: _Reported, precision: str, reproduced: str, delta: str, percent: str,
+         status: str, reasons: list[str]) -> dict:
     return {
-        "Figure": figure, "Chip": chip, "Precision": precision, "Batch": batch,
-        "Reported": reported, "Reproduced": reproduced, "Difference": delta,
-        "Difference %": percent, "Status": status, "Reason": "; ".join(unique(reasons)),
+        "Figure": reported.figure, "Chip": reported.chip, "Precision": precision,
+        "Batch": reported.batch, "Reported": reported.text, "Reproduced": reproduced,
+        "Difference": delta, "Difference %": percent, "Status": status,
+        "Reason": "; ".join(unique(reasons)),
     }
 
 
@@ -229,32 +257,31 @@ def reproduction_table(
             return stated
         return f"not stated (ours {ours})" if ours else "not stated"
 
-    def compare(figure, chip_text, stated, ours_precision, batch_text, kind, reported,
-                reported_text, decimals, ours, ours_text, records, missing, caveats):
-        """Append one row. `ours` None: no figure of ours (`missing` says why). `caveats`:
-        the report's inconsistencies for this cell (always shown) and its block note
-        reference (shown with every reason)."""
+    def compare(reported: _Reported, ours: _Ours, caveats: list[str]) -> None:
+        """Append one row. `caveats`: the report's inconsistencies for this cell (always
+        shown) and its block note reference (shown with every reason)."""
         inconsistencies = [c for c in caveats if c.startswith("report inconsistent")]
         references = [c for c in caveats if c not in inconsistencies]
-        precision = precision_text(stated, ours_precision)
-        if ours is None:
-            rows.append(_row(figure, chip_text, precision, batch_text, reported_text, MISSING,
-                             MISSING, MISSING, NO_FIGURE, missing + inconsistencies + references))
+        precision = precision_text(reported.stated, ours.precision)
+        if ours.value is None:
+            rows.append(_row(reported, precision, MISSING, MISSING, MISSING, NO_FIGURE,
+                             ours.missing + inconsistencies + references))
             return
-        delta, percent, within = _difference(kind, float(reported), float(ours), tolerance)
+        delta, percent, within = _difference(reported.kind, float(reported.value), float(ours.value),
+                                             tolerance)
         reasons = []
         if not within:
-            for record in records:
-                reasons += ctx.differences(record, kind, stated is not None)
+            for record in ours.records:
+                reasons += ctx.differences(record, reported.kind, reported.stated is not None)
             reasons += references
             if not reasons:
                 reasons.append("no known reason: check the setup against the report's")
-        used.extend(records)
-        suffix = "".join(unique(source_suffix(r) for r in records))
+        used.extend(ours.records)
+        suffix = "".join(unique(source_suffix(r) for r in ours.records))
         rows.append(_row(
-            figure, chip_text, precision, batch_text, reported_text,
-            (ours_text or fmt(ours, decimals)) + suffix, _signed(delta, decimals),
-            _percent(percent), WITHIN if within else DIFFERS, inconsistencies + reasons,
+            reported, precision, (ours.text or fmt(ours.value, reported.decimals)) + suffix,
+            _signed(delta, reported.decimals), _percent(percent), WITHIN if within else DIFFERS,
+            inconsistencies + reasons,
         ))
 
     # accuracy -------------------------------------------------------------------------------
@@ -265,11 +292,12 @@ def reproduction_table(
         for precision in ctx.our_precisions(chip, stated):
             record = ctx.accuracy.get((chip, precision))
             compare(
-                "accuracy (%)", ctx.labels.short(chip), stated, precision,
-                f"bs{batch}" if batch is not None else "not stated", "accuracy",
-                entry["value"], fmt(entry["value"], decimals), decimals,
-                None if record is None else record["accuracy"], None, _present(record),
-                [] if record else ctx.missing(chip, precision, None, timed=False), caveats,
+                _Reported("accuracy (%)", ctx.labels.short(chip), stated,
+                          f"bs{batch}" if batch is not None else "not stated", "accuracy",
+                          entry["value"], fmt(entry["value"], decimals), decimals),
+                _Ours(precision, None if record is None else record["accuracy"], _present(record),
+                      [] if record else ctx.missing(chip, precision, None, timed=False)),
+                caveats,
             )
 
     # fps per batch size -------------------------------------------------------------------------
@@ -284,10 +312,12 @@ def reproduction_table(
             for batch, value in sorted(by_batch.items()):
                 record = ctx.perf.get((chip, precision, batch))
                 compare(
-                    "fps", ctx.labels.short(chip), stated, precision, f"bs{batch}", "fps",
-                    value, fmt(value, decimals), decimals,
-                    None if record is None else record["throughput_fps"], None, _present(record),
-                    [] if record else ctx.missing(chip, precision, batch, timed=True), caveats,
+                    _Reported("fps", ctx.labels.short(chip), stated, f"bs{batch}", "fps", value,
+                              fmt(value, decimals), decimals),
+                    _Ours(precision, None if record is None else record["throughput_fps"],
+                          _present(record),
+                          [] if record else ctx.missing(chip, precision, batch, timed=True)),
+                    caveats,
                 )
 
     def our_best(chip, precision):
@@ -319,11 +349,11 @@ def reproduction_table(
                 f"report's best bs{entry['batch_size']}"
             ]
             compare(
-                "best bs (fps)", ctx.labels.short(chip), stated, precision, "best", "fps",
-                entry["fps"], f"bs{entry['batch_size']} {fmt(entry['fps'], decimals)}", decimals,
-                None if best is None else best["throughput_fps"],
-                None if best is None else f"bs{best['batch_size']} {float(best['throughput_fps']):.0f}",
-                _present(best), [] if best else ctx.missing(chip, precision, None, timed=True),
+                _Reported("best bs (fps)", ctx.labels.short(chip), stated, "best", "fps", entry["fps"],
+                          f"bs{entry['batch_size']} {fmt(entry['fps'], decimals)}", decimals),
+                _Ours(precision, None if best is None else best["throughput_fps"], _present(best),
+                      [] if best else ctx.missing(chip, precision, None, timed=True),
+                      None if best is None else f"bs{best['batch_size']} {float(best['throughput_fps']):.0f}"),
                 coverage + caveats,
             )
 
@@ -373,10 +403,10 @@ def reproduction_table(
                     ours = (None if top is None or bottom is None
                             else float(top["throughput_fps"]) / float(bottom["throughput_fps"]))
                     compare(
-                        "fps ratio", name, stated, f"{pn}/{pd_}",
-                        "best" if batch is None else f"bs{batch}", "ratio", value,
-                        fmt(value, decimals), decimals, ours, None,
-                        [r for r in (top, bottom) if r], missing, caveats,
+                        _Reported("fps ratio", name, stated, "best" if batch is None else f"bs{batch}",
+                                  "ratio", value, fmt(value, decimals), decimals),
+                        _Ours(f"{pn}/{pd_}", ours, [r for r in (top, bottom) if r], missing),
+                        caveats,
                     )
 
     # bmrt_test calculate time ---------------------------------------------------------------------
@@ -388,11 +418,13 @@ def reproduction_table(
             for batch, value in sorted((int(b), v) for b, v in (entry.get("by_batch") or {}).items()):
                 record = ctx.perf.get((chip, precision, batch))
                 compare(
-                    "calculate time (ms per batch)", ctx.labels.short(chip), stated, precision,
-                    f"bs{batch}", "latency", value, fmt(value, decimals), decimals,
-                    None if record is None else (record.get("latency_ms") or {}).get("mean"),
-                    None, _present(record),
-                    [] if record else ctx.missing(chip, precision, batch, timed=True), caveats,
+                    _Reported("calculate time (ms per batch)", ctx.labels.short(chip), stated,
+                              f"bs{batch}", "latency", value, fmt(value, decimals), decimals),
+                    _Ours(precision,
+                          None if record is None else (record.get("latency_ms") or {}).get("mean"),
+                          _present(record),
+                          [] if record else ctx.missing(chip, precision, batch, timed=True)),
+                    caveats,
                 )
 
     # per-image times ------------------------------------------------------------------------------
@@ -416,9 +448,9 @@ def reproduction_table(
                     ours, why = None, [f"our inference ran as {source}: its time is not the "
                                        "chip's, so not compared"]
                 compare(
-                    f"per-image {stage} (ms)", ctx.labels.short(chip), stated, precision,
-                    f"bs{batch}", "latency", entry[stage], fmt(entry[stage], decimals),
-                    decimals, ours, None, _present(record if ours is not None else None), why,
+                    _Reported(f"per-image {stage} (ms)", ctx.labels.short(chip), stated, f"bs{batch}",
+                              "latency", entry[stage], fmt(entry[stage], decimals), decimals),
+                    _Ours(precision, ours, _present(record if ours is not None else None), why),
                     caveats,
                 )
 
