@@ -5,21 +5,27 @@
 # of the full matrix already on disk (so a targeted rerun never shrinks a table) and results
 # copied from other hosts (results/imported/<label>/, the layout of results/).
 
+
 rule render_table:
     input:
         csv="results/tables/{model}_{table}.csv",
         provenance="results/tables/{model}_{table}.provenance.json",
     output:
-        reported("results/tables/{model}_{table}.html", table_category, "tables/view",
-                 table="{table}", format="HTML (view)"),
-    params:
-        model=model_entry,
-    wildcard_constraints:
-        table=alternatives(TABLES),
+        reported(
+            "results/tables/{model}_{table}.html",
+            table_category,
+            "tables/view",
+            table="{table}",
+            format="HTML (view)",
+        ),
     log:
         "logs/render_table/{model}_{table}.log",
+    wildcard_constraints:
+        table=alternatives(TABLES),
     conda:
         "../envs/main.yaml"
+    params:
+        model=model_entry,
     script:
         "../workflow_scripts/render_table.py"
 
@@ -39,12 +45,12 @@ rule tabulate_accuracy:
         latency_md=table_output("latency", "md"),
         latency_csv=table_output("latency", "csv"),
         latency_provenance=table_output("latency", "provenance.json"),
-    params:
-        context=table_context(timed=False),
     log:
         "logs/tabulate_accuracy/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        context=table_context(timed=False),
     script:
         "../workflow_scripts/tabulate_accuracy.py"
 
@@ -57,12 +63,12 @@ rule tabulate_fps:
         md=table_output("fps", "md"),
         csv=table_output("fps", "csv"),
         provenance=table_output("fps", "provenance.json"),
-    params:
-        context=table_context(timed=True),
     log:
         "logs/tabulate_fps/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        context=table_context(timed=True),
     script:
         "../workflow_scripts/tabulate_fps.py"
 
@@ -75,12 +81,12 @@ rule tabulate_estimates:
         md=table_output("estimates", "md"),
         csv=table_output("estimates", "csv"),
         provenance=table_output("estimates", "provenance.json"),
-    params:
-        context=table_context(timed=False),
     log:
         "logs/tabulate_estimates/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        context=table_context(timed=False),
     script:
         "../workflow_scripts/tabulate_estimates.py"
 
@@ -94,7 +100,13 @@ rule tabulate_reproduction:
     output:
         md=table_output("reproduction", "md", category="Reproduction check"),
         csv=table_output("reproduction", "csv", category="Reproduction check"),
-        provenance=table_output("reproduction", "provenance.json", category="Reproduction check"),
+        provenance=table_output(
+            "reproduction", "provenance.json", category="Reproduction check"
+        ),
+    log:
+        "logs/tabulate_reproduction/{model}.log",
+    conda:
+        "../envs/main.yaml"
     params:
         context=table_context(timed=False),
         matrix=lambda wc: {
@@ -106,10 +118,6 @@ rule tabulate_reproduction:
             for c in PLAN.chips_of(wc.model)
         },
         untimed=PLAN.untimed,
-    log:
-        "logs/tabulate_reproduction/{model}.log",
-    conda:
-        "../envs/main.yaml"
     script:
         "../workflow_scripts/tabulate_reproduction.py"
 
@@ -119,15 +127,19 @@ rule plot_fps:
         published=PUBLISHED,
         records=table_inputs("perf"),
     output:
-        png=reported("results/plots/{model}_fps.png", "Figures", "plots/fps",
-                     figure="fps by batch size"),
+        png=reported(
+            "results/plots/{model}_fps.png",
+            "Figures",
+            "plots/fps",
+            figure="fps by batch size",
+        ),
         caption="results/plots/{model}_fps.rst",
-    params:
-        context=table_context(timed=False),
     log:
         "logs/plot_fps/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        context=table_context(timed=False),
     script:
         "../workflow_scripts/plot_figure.py"
 
@@ -137,15 +149,19 @@ rule plot_latency:
         published=PUBLISHED,
         records=table_inputs("perf"),
     output:
-        png=reported("results/plots/{model}_latency.png", "Figures", "plots/latency",
-                     figure="latency distributions"),
+        png=reported(
+            "results/plots/{model}_latency.png",
+            "Figures",
+            "plots/latency",
+            figure="latency distributions",
+        ),
         caption="results/plots/{model}_latency.rst",
-    params:
-        context=table_context(timed=False),
     log:
         "logs/plot_latency/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        context=table_context(timed=False),
     script:
         "../workflow_scripts/plot_figure.py"
 
@@ -156,14 +172,18 @@ rule plot_accuracy:
         records=table_inputs("accuracy"),
         gates=table_inputs("gate"),
     output:
-        png=reported("results/plots/{model}_accuracy.png", "Figures", "plots/accuracy",
-                     figure="accuracy and gate"),
+        png=reported(
+            "results/plots/{model}_accuracy.png",
+            "Figures",
+            "plots/accuracy",
+            figure="accuracy and gate",
+        ),
         caption="results/plots/{model}_accuracy.rst",
-    params:
-        context=table_context(timed=False),
     log:
         "logs/plot_accuracy/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        context=table_context(timed=False),
     script:
         "../workflow_scripts/plot_figure.py"
