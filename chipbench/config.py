@@ -138,6 +138,11 @@ class Plan:
         return {c: a.reason for c, a in self.availability.items() if not a.ok}
 
     @property
+    def unavailable_precisions(self) -> dict[str, dict[str, str]]:
+        """Precisions this host cannot run, per chip, with the reason (chip -> precision -> reason)."""
+        return {}
+
+    @property
     def untimed(self) -> dict[str, str]:
         """Chips that cannot be timed here (unavailable, or compiled and scored without the
         device), with the reason."""

@@ -274,7 +274,7 @@ def table_files():
         f"results/tables/{m}_{kind}.{ext}"
         for m in models
         for kind in ("accuracy", "gate", "latency", "fps", "estimates", "reproduction")
-        for ext in ("md", "csv", "html")
+        for ext in ("md", "csv", "provenance.json", "html")
     ] + [
         f"results/plots/{m}_{kind}.{ext}"
         for m in models
@@ -313,6 +313,59 @@ def imported_results(kind):
     return paths
 
 
+PUBLISHED = f"{workflow.basedir}/resources/published.yaml"
+RESULT_FILES = {
+    "accuracy": accuracy_results,
+    "gate": gate_results,
+    "perf": perf_results,
+    "compiled": compiled_results,
+}
+
+
+def table_inputs(kind):
+    """Input function: the `kind` files of a model's tables. Cells this run selects are named
+    as their rules write them; other cells of the matrix found on disk are named by absolute
+    path, so Snakemake reads them as they are and a targeted run never schedules their jobs."""
+
+    def paths(wildcards):
+        selected = RESULT_FILES[kind](wildcards.model)
+        kept = [
+            os.path.abspath(path)
+            for path in RESULT_FILES[kind](wildcards.model, selected=False)
+            if path not in selected and os.path.exists(path)
+        ]
+        imported = imported_results(kind)(wildcards) if kind in IMPORTED_PATTERNS else []
+        return selected + kept + imported
+
+    return paths
+
+
+def table_context(timed):
+    """Params: the matrix one model's tables show (chipbench.report.context.TableContext);
+    `timed` tables treat untimed chips as unavailable and carry the throughput display settings."""
+
+    def context(wildcards):
+        chips = PLAN.chips_of(wildcards.model)
+        settings = {
+            "model": wildcards.model,
+            "title": PLAN.models[wildcards.model]["title"],
+            "chips": chips,
+            "precisions": {c: PLAN.precisions(c) for c in chips},
+            "chip_labels": {c: entry["label"] for c, entry in PLAN.chips.items()},
+            "batch_sizes": sorted({b for c in chips for b in PLAN.batch_sizes(wildcards.model, c)}),
+            "unavailable": PLAN.untimed if timed else PLAN.unavailable,
+            "unavailable_precisions": PLAN.unavailable_precisions,
+        }
+        if timed:
+            settings.update(
+                ratios=config["tables"]["ratios"],
+                noise_threshold=config["tables"]["noise_threshold"],
+            )
+        return settings
+
+    return context
+
+
 def model_title(wildcards):
     return PLAN.models[wildcards.model]["title"]
 
@@ -338,7 +391,8 @@ def table_category(wildcards):
 
 
 def table_output(kind, ext, category="Tables"):
-    form = {"md": "Markdown (table and notes)", "csv": "CSV"}[ext]
+    form = {"md": "Markdown (table and notes)", "csv": "CSV",
+            "provenance.json": "provenance (settings and full provenance)"}[ext]
     return reported(f"results/tables/{{model}}_{kind}.{ext}", category, "tables/download",
                     table=kind, format=form)
 

@@ -1,116 +1,114 @@
 # Result records -> accuracy and FPS tables shaped like the reports, the reproduction check,
 # and the figures; every table and figure is marked for `snakemake --report results/report.html`
 # with a caption in report/ (the figures' captions include their provenance).
-# Inputs are this run's (possibly selected) results plus results copied from other hosts
-# (results/imported/<label>/, the layout of results/); the tables are built from every result
-# of the full matrix found on disk, so a targeted rerun never shrinks them.
+# Every file a job reads is an input: resources/published.yaml, this run's records, the records
+# of the full matrix already on disk (so a targeted rerun never shrinks a table) and results
+# copied from other hosts (results/imported/<label>/, the layout of results/).
+
 
 rule render_table:
     input:
-        md="results/tables/{model}_{table}.md",
         csv="results/tables/{model}_{table}.csv",
+        provenance="results/tables/{model}_{table}.provenance.json",
     output:
-        reported("results/tables/{model}_{table}.html", table_category, "tables/view",
-                 table="{table}", format="HTML (view)"),
-    params:
-        model=model_entry,
-    wildcard_constraints:
-        table=alternatives(TABLES),
+        reported(
+            "results/tables/{model}_{table}.html",
+            table_category,
+            "tables/view",
+            table="{table}",
+            format="HTML (view)",
+        ),
     log:
         "logs/render_table/{model}_{table}.log",
+    wildcard_constraints:
+        table=alternatives(TABLES),
     conda:
         "../envs/main.yaml"
+    params:
+        model=model_entry,
     script:
         "../workflow_scripts/render_table.py"
 
 
 rule tabulate_accuracy:
     input:
-        lambda wc: accuracy_results(wc.model),
-        lambda wc: gate_results(wc.model),
-        imported=imported_results("accuracy"),
-        imported_gates=imported_results("gate"),
+        published=PUBLISHED,
+        records=table_inputs("accuracy"),
+        gates=table_inputs("gate"),
     output:
         md=table_output("accuracy", "md"),
         csv=table_output("accuracy", "csv"),
+        provenance=table_output("accuracy", "provenance.json"),
         gate_md=table_output("gate", "md"),
         gate_csv=table_output("gate", "csv"),
+        gate_provenance=table_output("gate", "provenance.json"),
         latency_md=table_output("latency", "md"),
         latency_csv=table_output("latency", "csv"),
-    params:
-        records=lambda wc: accuracy_results(wc.model, selected=False),
-        gates=lambda wc: gate_results(wc.model, selected=False),
-        model=model_entry,
-        chips=lambda wc: PLAN.chips_of(wc.model),
-        chip_entries=PLAN.chips,
-        unavailable=PLAN.unavailable,
+        latency_provenance=table_output("latency", "provenance.json"),
     log:
         "logs/tabulate_accuracy/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        context=table_context(timed=False),
     script:
         "../workflow_scripts/tabulate_accuracy.py"
 
 
 rule tabulate_fps:
     input:
-        lambda wc: perf_results(wc.model),
-        imported=imported_results("perf"),
+        published=PUBLISHED,
+        records=table_inputs("perf"),
     output:
         md=table_output("fps", "md"),
         csv=table_output("fps", "csv"),
-    params:
-        records=lambda wc: perf_results(wc.model, selected=False),
-        model=model_entry,
-        chips=lambda wc: PLAN.chips_of(wc.model),
-        chip_entries=PLAN.chips,
-        unavailable=PLAN.untimed,
-        batch_sizes=lambda wc: sorted(
-            {b for c in PLAN.chips_of(wc.model) for b in PLAN.batch_sizes(wc.model, c)}
-        ),
-        ratios=config["tables"]["ratios"],
-        cv_threshold=config["timing"]["cv_threshold"],
+        provenance=table_output("fps", "provenance.json"),
     log:
         "logs/tabulate_fps/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        context=table_context(timed=True),
     script:
         "../workflow_scripts/tabulate_fps.py"
 
 
 rule tabulate_estimates:
     input:
-        lambda wc: compiled_results(wc.model),
+        published=PUBLISHED,
+        compiled=table_inputs("compiled"),
     output:
         md=table_output("estimates", "md"),
         csv=table_output("estimates", "csv"),
-    params:
-        compiled=lambda wc: compiled_results(wc.model, selected=False),
-        model=model_entry,
-        chip_entries=PLAN.chips,
+        provenance=table_output("estimates", "provenance.json"),
     log:
         "logs/tabulate_estimates/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        context=table_context(timed=False),
     script:
         "../workflow_scripts/tabulate_estimates.py"
 
 
 rule tabulate_reproduction:
     input:
-        lambda wc: accuracy_results(wc.model),
-        lambda wc: perf_results(wc.model),
-        lambda wc: compiled_results(wc.model),
-        imported_accuracy=imported_results("accuracy"),
-        imported_perf=imported_results("perf"),
+        published=PUBLISHED,
+        accuracy=table_inputs("accuracy"),
+        perf=table_inputs("perf"),
+        compiled=table_inputs("compiled"),
     output:
         md=table_output("reproduction", "md", category="Reproduction check"),
         csv=table_output("reproduction", "csv", category="Reproduction check"),
+        provenance=table_output(
+            "reproduction", "provenance.json", category="Reproduction check"
+        ),
+    log:
+        "logs/tabulate_reproduction/{model}.log",
+    conda:
+        "../envs/main.yaml"
     params:
-        accuracy=lambda wc: accuracy_results(wc.model, selected=False),
-        perf=lambda wc: perf_results(wc.model, selected=False),
-        compiled=lambda wc: compiled_results(wc.model, selected=False),
-        model=model_entry,
+        context=table_context(timed=False),
         matrix=lambda wc: {
             c: {
                 "precisions": PLAN.precisions(c),
@@ -119,75 +117,73 @@ rule tabulate_reproduction:
             }
             for c in PLAN.chips_of(wc.model)
         },
-        chip_entries=PLAN.chips,
-        unavailable=PLAN.unavailable,
         untimed=PLAN.untimed,
-    log:
-        "logs/tabulate_reproduction/{model}.log",
-    conda:
-        "../envs/main.yaml"
     script:
         "../workflow_scripts/tabulate_reproduction.py"
 
 
 rule plot_fps:
     input:
-        lambda wc: perf_results(wc.model),
-        imported=imported_results("perf"),
+        published=PUBLISHED,
+        records=table_inputs("perf"),
     output:
-        png=reported("results/plots/{model}_fps.png", "Figures", "plots/fps",
-                     figure="fps by batch size"),
+        png=reported(
+            "results/plots/{model}_fps.png",
+            "Figures",
+            "plots/fps",
+            figure="fps by batch size",
+        ),
         caption="results/plots/{model}_fps.rst",
-    params:
-        records=lambda wc: perf_results(wc.model, selected=False),
-        model=model_entry,
-        chip_entries=PLAN.chips,
     log:
         "logs/plot_fps/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        context=table_context(timed=False),
     script:
-        "../workflow_scripts/plot_fps.py"
+        "../workflow_scripts/plot_figure.py"
 
 
 rule plot_latency:
     input:
-        lambda wc: perf_results(wc.model),
-        imported=imported_results("perf"),
+        published=PUBLISHED,
+        records=table_inputs("perf"),
     output:
-        png=reported("results/plots/{model}_latency.png", "Figures", "plots/latency",
-                     figure="latency distributions"),
+        png=reported(
+            "results/plots/{model}_latency.png",
+            "Figures",
+            "plots/latency",
+            figure="latency distributions",
+        ),
         caption="results/plots/{model}_latency.rst",
-    params:
-        records=lambda wc: perf_results(wc.model, selected=False),
-        model=model_entry,
-        chip_entries=PLAN.chips,
     log:
         "logs/plot_latency/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        context=table_context(timed=False),
     script:
-        "../workflow_scripts/plot_latency.py"
+        "../workflow_scripts/plot_figure.py"
 
 
 rule plot_accuracy:
     input:
-        lambda wc: accuracy_results(wc.model),
-        lambda wc: gate_results(wc.model),
-        imported=imported_results("accuracy"),
-        imported_gates=imported_results("gate"),
+        published=PUBLISHED,
+        records=table_inputs("accuracy"),
+        gates=table_inputs("gate"),
     output:
-        png=reported("results/plots/{model}_accuracy.png", "Figures", "plots/accuracy",
-                     figure="accuracy and gate"),
+        png=reported(
+            "results/plots/{model}_accuracy.png",
+            "Figures",
+            "plots/accuracy",
+            figure="accuracy and gate",
+        ),
         caption="results/plots/{model}_accuracy.rst",
-    params:
-        records=lambda wc: accuracy_results(wc.model, selected=False),
-        gates=lambda wc: gate_results(wc.model, selected=False),
-        model=model_entry,
-        chip_entries=PLAN.chips,
     log:
         "logs/plot_accuracy/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        context=table_context(timed=False),
     script:
-        "../workflow_scripts/plot_accuracy.py"
+        "../workflow_scripts/plot_figure.py"

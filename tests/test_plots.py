@@ -1,4 +1,4 @@
-"""chipbench.plots: the report's figures render, with their provenance."""
+"""chipbench.report.plots: the report's figures render, with their provenance."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chipbench import plots, tables
+from chipbench.report import plots, published as published_figures
 
 REPO = Path(__file__).resolve().parent.parent
 LABELS = {"cpu": "CPU (ONNX Runtime)", "ascend310p": "310P", "bm1684x": "BM1684X"}
@@ -21,7 +21,7 @@ PROVENANCE = {
 
 @pytest.fixture(scope="module")
 def published():
-    return tables.load_published(REPO / "resources" / "published.yaml")
+    return published_figures.load_published(REPO / "resources" / "published.yaml")
 
 
 def perf(chip, precision, batch, mean_ms, label=None, model="simclr"):

@@ -1,7 +1,8 @@
 """The HTML report: the tiny workflow end to end, `snakemake --report`, then headless Chromium.
 
-Needs Debian's `chromium` for the rendering tests (apt-get install -y chromium); they are
-skipped with that reason when it is missing. The rest runs everywhere.
+Needs Debian's `chromium` and `chromium-driver` and the pinned `selenium` for the rendering
+tests (apt-get install -y chromium chromium-driver); they are skipped with that reason when
+one is missing. The rest runs everywhere.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests import headless_chromium
-from tests.conftest import copy_run, snakemake, write_config
+from tests.conftest import REPO, TEST_CONFIG, copy_run, make_workdir, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +69,7 @@ def test_report_embeds_every_table_and_figure(reported_run):
     results = reported_run / "results"
     for model in MODELS:
         for table in TABLES:
-            for ext in ("md", "csv", "html"):
+            for ext in ("md", "csv", "provenance.json", "html"):
                 path = results / "tables" / f"{model}_{table}.{ext}"
                 assert base64.b64encode(path.read_bytes()).decode() in html, path
         for figure in FIGURES:
@@ -87,7 +91,8 @@ def test_imported_host_is_shown_and_marked(reported_run):
     fps = (tables / "simclr_fps.md").read_text()
     row = next(line for line in fps.splitlines() if line.startswith("| SimCLR bs1 "))
     assert f"3456 [{OTHER_HOST}]" in row  # a chip this host lacks, measured elsewhere
-    assert f"cells marked [{OTHER_HOST}]: measured on {OTHER_HOST} (Other CPU" in fps
+    assert f"[{OTHER_HOST}] measured on {OTHER_HOST}" in fps
+    assert f"{OTHER_HOST} (Other CPU" in fps  # its host, beside this one
     reproduction = (tables / "simclr_reproduction.md").read_text()
     assert f"3456 [{OTHER_HOST}]" in reproduction
 
@@ -140,8 +145,9 @@ APP_STYLED = ("(nav => nav !== null && getComputedStyle(nav).backgroundColor !==
 
 @pytest.fixture
 def browser(tmp_path):
-    if headless_chromium.executable() is None:
-        pytest.skip("chromium is not installed: apt-get install -y chromium")
+    if headless_chromium.executable() is None or headless_chromium.driver_executable() is None:
+        pytest.skip("chromium is not installed: apt-get install -y chromium chromium-driver")
+    pytest.importorskip("selenium", reason="selenium is not installed: pip install -r envs/requirements.txt")
     browser = headless_chromium.Browser(tmp_path / "profile", width=1400, height=1000)
     yield browser
     browser.close()
@@ -172,3 +178,46 @@ def test_table_view_renders_in_chromium(reported_run, browser, tmp_path):
     # the view is an iframe of the table's own HTML: shot once that has been painted
     headless_chromium.wait_for(lambda: blank_reason(browser.screenshot(png)) is None,
                                what=f"the table view painted ({png})")
+
+
+# ------------------------------------------------------------------- declared inputs
+
+
+def run_copy(workflow: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    configs = [str(TEST_CONFIG), str(workdir / "dataset.yaml"), str(workdir / "select.yaml")]
+    command = [sys.executable, "-m", "snakemake", "-s", str(workflow / "Snakefile"),
+               "--directory", str(workdir), "--cores", "2", *args, "--configfile", *configs]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+
+
+def test_editing_published_figures_rebuilds_the_tables(tmp_path):
+    """resources/published.yaml is an input of the table and figure rules: a changed published
+    figure reruns them (and only them) and shows up in the table."""
+    workflow = tmp_path / "workflow"
+    shutil.copytree(REPO, workflow, ignore=shutil.ignore_patterns(
+        ".*", "results", "logs", "tests", "docs", "benchmarks", "__pycache__"))
+    workdir = make_workdir(tmp_path / "run")
+    write_config(workdir / "select.yaml",
+                 {"select": {"models": ["simclr"], "chips": ["cpu"], "batch_sizes": [1]}})
+    targets = ["results/tables/simclr_fps.md", "results/tables/simclr_reproduction.md",
+               "results/plots/simclr_fps.png"]
+    result = run_copy(workflow, workdir, *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    fps = workdir / "results/tables/simclr_fps.md"
+    assert " bs64 12075 |" in fps.read_text()  # the report's best T4 row
+    result = run_copy(workflow, workdir, "-n", *targets)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+    published = workflow / "resources" / "published.yaml"
+    published.write_text(published.read_text().replace("{chip: t4, batch_size: 64, fps: 12075}",
+                                                        "{chip: t4, batch_size: 64, fps: 12076}"))
+    result = run_copy(workflow, workdir, "-n", *targets, "--quiet", "rules")
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    stats = output.split("Job stats:")[1].split("total")[0]
+    rerun = {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
+    assert rerun == {"tabulate_fps", "tabulate_reproduction", "plot_fps"}, stats
+    assert "updated input files:\n        plot_fps, tabulate_fps, tabulate_reproduction" in output
+    result = run_copy(workflow, workdir, *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert " bs64 12076 |" in fps.read_text() and " bs64 12075 |" not in fps.read_text()

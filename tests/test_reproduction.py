@@ -1,4 +1,4 @@
-"""chipbench.reproduction: every published figure beside ours, with generated reasons."""
+"""chipbench.report.reproduction: every published figure beside ours, with generated reasons."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from chipbench import reproduction, tables
+from chipbench.report import published as published_figures, render, reproduction
+from chipbench.report.context import TableContext
 
 REPO = Path(__file__).resolve().parent.parent
 DASH = "—"
@@ -17,7 +18,7 @@ TIMER = "chipbench.timing.measure: time.perf_counter around each call"
 
 @pytest.fixture(scope="module")
 def published():
-    return tables.load_published(REPO / "resources" / "published.yaml")
+    return published_figures.load_published(REPO / "resources" / "published.yaml")
 
 
 def perf(chip, precision, batch, fps, model="simclr", label=None):
@@ -49,11 +50,21 @@ SIMCLR_MATRIX = {
 MISSING = {"ascend310": "atc not found", "t4": "tensorrt is not importable"}
 
 
+def context(published, model, unavailable, **kw):
+    return TableContext(model=model, title=model, chips=[], precisions={}, chip_labels=LABELS,
+                        published=published.get(model) or {}, unavailable=unavailable, **kw)
+
+
+def table(published, model, matrix, accuracy=(), perfs=(), unavailable=None, untimed=None, **kw):
+    """(frame, notes + details) of the reproduction table."""
+    built = reproduction.reproduction_table(
+        context(published, model, unavailable or {}), matrix, list(accuracy), list(perfs),
+        untimed=untimed, **kw)
+    return built.frame, built.notes + built.details
+
+
 def simclr(published, accuracy=(), perfs=(), matrix=SIMCLR_MATRIX, unavailable=MISSING, **kw):
-    return reproduction.reproduction_table(
-        "simclr", list(accuracy), list(perfs), published, matrix, unavailable,
-        dict(unavailable), LABELS, **kw,
-    )
+    return table(published, "simclr", matrix, accuracy, perfs, unavailable, dict(unavailable), **kw)
 
 
 def rows(df, **where):
@@ -70,7 +81,7 @@ def test_one_row_per_published_figure(published):
     assert list(df.columns) == ["Figure", "Chip", "Precision", "Batch", "Reported", "Reproduced",
                                 "Difference", "Difference %", "Status", "Reason"]
     assert set(df["Status"]) == {"no figure of ours"}
-    assert "37 published figures: 0 within tolerance, 0 differs, 37 no figure of ours" in notes
+    assert notes[1].endswith("37 published figures: 0 within tolerance, 0 differs, 37 no figure of ours")
 
 
 def test_reasons_for_missing_figures_come_from_the_matrix_and_availability(published):
@@ -166,10 +177,9 @@ def test_untimed_chip_shows_the_compiler_estimate_but_never_compares_it(publishe
     accuracy = [acc("bm1684x", "int8", 89.0, model="simclrv2", metric="top1", batch=1,
                     source=SIMULATED, per_image_ms={"preprocess": 0.15, "inference": 300.0,
                                                     "postprocess": 0.18})]
-    df, notes = reproduction.reproduction_table(
-        "simclrv2", accuracy, [], published, SIMCLRV2_MATRIX, {},
-        {"bm1684x": "throughput needs the device: no sophon-sail"}, LABELS, estimates,
-    )
+    df, notes = table(published, "simclrv2", SIMCLRV2_MATRIX, accuracy,
+                      untimed={"bm1684x": "throughput needs the device: no sophon-sail"},
+                      estimates=estimates)
     calc = rows(df, Figure="calculate time (ms per batch)", Precision="int8", Batch="bs1")[0]
     assert calc["Reproduced"] == DASH and calc["Status"] == "no figure of ours"
     assert calc["Reason"].startswith(
@@ -192,21 +202,39 @@ def test_untimed_chip_shows_the_compiler_estimate_but_never_compares_it(publishe
 def test_a_simulated_accuracy_that_differs_says_so(published):
     accuracy = [acc("bm1684x", "fp32", 10.0, model="simclrv2", metric="top1", batch=1,
                     source=SIMULATED)]
-    df, _ = reproduction.reproduction_table(
-        "simclrv2", accuracy, [], published, SIMCLRV2_MATRIX, {}, {}, LABELS)
+    df, _ = table(published, "simclrv2", SIMCLRV2_MATRIX, accuracy)
     row = rows(df, Figure="accuracy (%)", Precision="fp32")[0]
     assert f"ours from {SIMULATED}" in row["Reason"]
     assert "different weights" in row["Reason"] and "pairs" not in row["Reason"]
 
 
 def test_model_without_published_figures_has_an_empty_table(published):
-    df, notes = reproduction.reproduction_table("resnet20", [], [], published, {}, {}, {}, LABELS)
-    assert len(df) == 0 and "0 published figures" in notes[2]
+    df, notes = table(published, "resnet20", {})
+    assert len(df) == 0 and "0 published figures" in notes[1]
 
 
-def test_written_like_every_table(published, tmp_path):
-    df, notes = simclr(published)
-    tables.write_table(df, tmp_path / "r.md", tmp_path / "r.csv", "SimCLR reproduction", notes)
-    text = (tmp_path / "r.md").read_text()
+def test_failed_cells_and_unrunnable_precisions_give_their_reason(published):
+    failed = [{"status": "failed", "reason": "atc exited 1", "log": "logs/compile_model/x.log",
+               "model": "simclr", "chip": "ascend310p", "precision": "fp16", "batch_size": 4}]
+    built = reproduction.reproduction_table(
+        context(published, "simclr", {}, unavailable_precisions={"t4": {"fp16": "no fp16 engine"}}),
+        SIMCLR_MATRIX, [], [], failed=failed)
+    bs4 = rows(built.frame, Figure="fps", Chip="310P", Batch="bs4")[0]
+    assert bs4["Reason"].startswith("the job failed: atc exited 1 (logs/compile_model/x.log)")
+    best = rows(built.frame, Figure="best bs (fps)", Chip="310P")[0]
+    assert best["Reason"].startswith("the job failed: atc exited 1")
+    t4 = rows(built.frame, Figure="fps", Chip="T4", Batch="bs1")[0]
+    assert t4["Reason"].startswith("no T4 fp16 here: no fp16 engine")
+    assert "failed: ascend310p fp16 bs4: atc exited 1 (logs/compile_model/x.log)" in built.details
+
+
+def test_written_like_every_table_with_few_short_notes(published, tmp_path):
+    built = reproduction.reproduction_table(context(published, "simclr", MISSING), SIMCLR_MATRIX,
+                                            [], [], untimed=MISSING)
+    paths = [tmp_path / "r.md", tmp_path / "r.csv", tmp_path / "r.provenance.json"]
+    render.write_table(built, "SimCLR reproduction", *paths)
+    text = paths[0].read_text()
     assert text.startswith("# SimCLR reproduction\n\n| Figure")
-    assert "- [1] report accuracy" in text
+    assert "- report note [n]: the report's caveats, listed in the provenance file" in text
+    assert "[1] report accuracy" in paths[2].read_text()
+    assert len(built.notes) <= 6 and all(len(n) <= 200 for n in built.notes)

@@ -141,7 +141,7 @@ def test_chip_missing_here_shows_dash_with_the_reason(finished_run):
     fps = (tables / "simclr_fps.md").read_text()
     header = fps.splitlines()[2]
     assert "310P fp16 fps" in header and "310P (report)" in header
-    assert "310P: not available on this host: atc not found" in fps
+    assert "- — cannot run here: 310P: atc not found" in fps
     row = next(line for line in fps.splitlines() if line.startswith("| SimCLR bs1 "))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2] == "—"  # our 310P column: no figure for a chip that did not run

@@ -2,37 +2,29 @@
 
 from pathlib import Path
 
-from chipbench import reproduction, tables
-from chipbench.backends.base import COMPILED_MANIFEST
-from chipbench.config import RESOURCES
-from chipbench.scripting import read_json, run_script
+from chipbench.report import context, published, records, render, reproduction
+from chipbench.scripting import run_script
 
 
 def main(smk):
-    accuracy, accuracy_notes = tables.merge_records(
-        tables.read_records(smk.params.accuracy, smk.input.imported_accuracy), tables.accuracy_key
+    accuracy = records.load(smk.input.accuracy, "accuracy")
+    perf = records.load(smk.input.perf, "perf")
+    estimates = {
+        (m["chip"], m["precision"], int(m["batch_size"])): m
+        for m in records.compiled_manifests(smk.input.compiled)
+        if m.get("batch_size") is not None
+    }
+    ctx = context.TableContext(
+        **smk.params.context,
+        published=published.load_published(smk.input.published).get(smk.wildcards.model) or {},
+        details_file=Path(smk.output.provenance).name,
     )
-    perf, perf_notes = tables.merge_records(
-        tables.read_records(smk.params.perf, smk.input.imported_perf), tables.perf_key
+    table = reproduction.reproduction_table(
+        ctx, smk.params.matrix, accuracy.records, perf.records,
+        failed=accuracy.failed + perf.failed, untimed=smk.params.untimed, estimates=estimates,
     )
-    estimates = {}
-    for folder in map(Path, smk.params.compiled):
-        if (folder / COMPILED_MANIFEST).is_file():
-            manifest = read_json(folder / COMPILED_MANIFEST)
-            if manifest.get("batch_size") is not None:
-                estimates[(folder.parts[-3], folder.parts[-2], int(manifest["batch_size"]))] = manifest
-    frame, notes = reproduction.reproduction_table(
-        smk.wildcards.model, accuracy, perf,
-        tables.load_published(RESOURCES / "published.yaml"),
-        smk.params.matrix, smk.params.unavailable, smk.params.untimed,
-        {c: entry["label"] for c, entry in smk.params.chip_entries.items()},
-        estimates,
-    )
-    tables.write_table(
-        frame, smk.output.md, smk.output.csv,
-        f"{smk.params.model['title']}: reproduction of the report's figures",
-        notes + accuracy_notes + perf_notes,
-    )
+    render.write_table(table, f"{ctx.title}: reproduction of the report's figures", smk.output.md,
+                       smk.output.csv, smk.output.provenance, accuracy.notes + perf.notes)
 
 
 run_script(snakemake, main)

@@ -1,7 +1,7 @@
 """Figures of the report: throughput, latency distributions and accuracy, with provenance.
 
-Each ``*_figure`` function takes result records (this host's and imported ones, merged with
-``tables.merge_records``; imported series are labelled `` [label]``) and the model's entry of
+Each ``*_figure`` function takes result records (this host's and imported ones, loaded with
+``chipbench.report.records.load``; imported series are labelled `` [label]``) and the model's entry of
 resources/published.yaml, and returns a matplotlib Figure (Agg backend, no display needed).
 Every figure carries a one-line provenance footer; :func:`caption_rst` writes the full
 provenance as reStructuredText for the figure's caption in the Snakemake report.
@@ -28,7 +28,9 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 
 from chipbench import provenance  # noqa: E402
-from chipbench.tables import PRECISION_ORDER, host_label, source_suffix, weights_label  # noqa: E402
+from chipbench.report.published import entries, precision_rank  # noqa: E402
+from chipbench.report.records import host_label, source_suffix, weights_label  # noqa: E402
+from chipbench.report.render import write_text  # noqa: E402
 
 __all__ = ["FIGURES", "accuracy_figure", "caption_rst", "fps_figure", "latency_figure", "save",
            "write_figure"]
@@ -37,15 +39,11 @@ DPI = 110
 REPORT_STYLE = {"linestyle": "--", "linewidth": 1.4, "marker": "s", "markersize": 4, "alpha": 0.8}
 
 
-def _rank(precision) -> int:
-    return PRECISION_ORDER.index(precision) if precision in PRECISION_ORDER else len(PRECISION_ORDER)
-
-
 def _series_key(record: Mapping, chip_order: Sequence[str] = ()) -> tuple:
     """Chips in the order of the chip presets, then precisions fp32 → int8, then source."""
     chip = record["chip"]
     position = list(chip_order).index(chip) if chip in chip_order else len(chip_order)
-    return position, chip, _rank(record["precision"]), record["precision"], source_suffix(record)
+    return position, chip, precision_rank(record["precision"]), record["precision"], source_suffix(record)
 
 
 def _series_name(record: Mapping, chip_labels: Mapping[str, str]) -> str:
@@ -55,10 +53,6 @@ def _series_name(record: Mapping, chip_labels: Mapping[str, str]) -> str:
 
 def _report_label(published_model: Mapping, chip: str) -> str:
     return ((published_model.get("chips") or {}).get(chip) or {}).get("label") or chip
-
-
-def _entries(published_model: Mapping, name: str) -> list[Mapping]:
-    return list((published_model.get(name) or {}).get("entries") or [])
 
 
 def footer_text(records: Iterable[Mapping]) -> str:
@@ -110,7 +104,7 @@ def fps_figure(title: str, records: Iterable[Mapping], published_model: Mapping,
         batches.update(x)
         ax.plot(x, [float(r["throughput_fps"]) for r in points], marker="o", linewidth=2,
                 label=_series_name(points[0], chip_labels))
-    for entry in _entries(published_model, "fps"):
+    for entry in entries(published_model, "fps"):
         by_batch = sorted((int(b), float(v)) for b, v in (entry.get("by_batch") or {}).items())
         if not by_batch:
             continue
@@ -157,7 +151,7 @@ def latency_figure(title: str, records: Iterable[Mapping], published_model: Mapp
         return fig
     calculate = {
         (e["chip"], e.get("precision")): {int(b): float(v) for b, v in (e.get("by_batch") or {}).items()}
-        for e in _entries(published_model, "calculate_time_ms")
+        for e in entries(published_model, "calculate_time_ms")
     }
     for ax, key in zip(axes.flat, keys):
         points = sorted(series[key], key=lambda r: int(r["batch_size"]))
@@ -194,7 +188,7 @@ def accuracy_figure(title: str, records: Iterable[Mapping], published_model: Map
     and the accuracy gate's threshold (required accuracy) as a dashed line."""
     records = sorted((r for r in records if r.get("accuracy") is not None),
                      key=lambda r: _series_key(r, list(chip_labels)))
-    report_entries = _entries(published_model, "accuracy")
+    report_entries = entries(published_model, "accuracy")
     report_by_cell: dict[tuple, list[Mapping]] = {}
     for entry in report_entries:
         report_by_cell.setdefault((entry["chip"], entry.get("precision")), []).append(entry)
@@ -321,8 +315,4 @@ def write_figure(kind: str, title: str, records: Sequence[Mapping], published_mo
                  chip_labels: Mapping[str, str], png, caption, sources: Sequence[str] = ()) -> None:
     """Draw figure `kind` to `png` and its provenance caption (reStructuredText) to `caption`."""
     save(FIGURES[kind](title, records, published_model, chip_labels), png)
-    caption = Path(caption)
-    caption.parent.mkdir(parents=True, exist_ok=True)
-    tmp = caption.with_name(f".{caption.name}.tmp")
-    tmp.write_text(caption_rst(records, sources), encoding="utf-8")
-    os.replace(tmp, caption)
+    write_text(caption, caption_rst(records, sources))

@@ -17,32 +17,21 @@ data:
   notes) and inconsistencies found by recomputing its best-batch row and ratios from its own
   fps rows.
 
-Pure: records and mappings in, a DataFrame and notes out.
+Pure: records and mappings in, a :class:`~chipbench.report.context.Table` out.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-
-import pandas as pd
+from dataclasses import dataclass, field
 
 from chipbench import provenance
-from chipbench.tables import (
-    BLOCK_NAMES,
-    MISSING,
-    PRECISION_ORDER,
-    _block,
-    _entries,
-    _fmt,
-    _frame,
-    _Labels,
-    _unique,
-    source_suffix,
-    weights_label,
-)
+from chipbench.report.context import Table, TableContext, frame, standard_notes
+from chipbench.report.published import BLOCK_NAMES, block, entries, fmt, precision_rank, unique
+from chipbench.report.records import cell_name, source_suffix, weights_label
 
-__all__ = ["DEFAULT_TOLERANCE", "reproduction_table"]
+MISSING = "—"
 
 #: When ours counts as reproducing the report: accuracy within this many percentage points,
 #: every other figure within this fraction of the reported value.
@@ -57,44 +46,45 @@ DIFFERS = "differs"
 NO_FIGURE = "no figure of ours"
 
 
-class _Context:
+class _Rows:
     """What the rows need: our records by cell, the matrix, the reasons, the labels."""
 
-    def __init__(self, model, accuracy_records, perf_records, published, matrix, unavailable,
-                 untimed, chip_labels, estimates):
-        self.model = model
-        self.pub = (published or {}).get(model) or {}
-        self.labels = _Labels(chip_labels, self.pub)
+    def __init__(self, ctx: TableContext, matrix, accuracy_records, perf_records, failed,
+                 untimed, estimates):
+        self.table = ctx
+        self.model = ctx.model
+        self.pub = ctx.published
+        self.labels = ctx.labels
         self.matrix = {c: dict(v) for c, v in (matrix or {}).items()}
-        self.unavailable = dict(unavailable or {})
+        self.unavailable = dict(ctx.unavailable)
         self.untimed = dict(untimed or {})
         self.estimates = dict(estimates or {})
         self.accuracy = {
-            (r["chip"], r["precision"]): r for r in accuracy_records if r.get("model") == model
-            and self._usable(r)
+            (r["chip"], r["precision"]): r for r in accuracy_records if r.get("model") == self.model
+            and ctx.usable(r)
         }
         self.perf = {
             (r["chip"], r["precision"], int(r["batch_size"])): r
-            for r in perf_records if r.get("model") == model and self._usable(r)
+            for r in perf_records if r.get("model") == self.model and ctx.usable(r)
+        }
+        self.failed = {
+            (r.get("chip"), r.get("precision"), r.get("batch_size")): r
+            for r in failed if r.get("model") == self.model
         }
         self.note_numbers: dict[str, int] = {}
         self.notes: list[str] = []
 
-    def _usable(self, record) -> bool:
-        """Like the tables: this host's stale records of a chip unavailable here are ignored."""
-        return bool(record.get("imported")) or record.get("chip") not in self.unavailable
-
     def block_note(self, name: str) -> str | None:
         """``report note [n]`` for a block with a caveat, numbering the notes on first use."""
-        block = _block(self.pub, name)
-        if not block.get("note"):
+        found = block(self.pub, name)
+        if not found.get("note"):
             return None
         if name not in self.note_numbers:
             self.note_numbers[name] = len(self.note_numbers) + 1
-            source = block.get("source") or self.pub.get("report")
+            source = found.get("source") or self.pub.get("report")
             self.notes.append(
                 f"[{self.note_numbers[name]}] report {BLOCK_NAMES.get(name, name)} "
-                f"({source}): {block['note']}"
+                f"({source}): {found['note']}"
             )
         return f"report note [{self.note_numbers[name]}]"
 
@@ -106,7 +96,7 @@ class _Context:
         ours = list((self.matrix.get(chip) or {}).get("precisions") or [])
         ours += [p for (c, p) in self.accuracy if c == chip and p not in ours]
         ours += [p for (c, p, _) in self.perf if c == chip and p not in ours]
-        ours.sort(key=lambda p: (PRECISION_ORDER.index(p) if p in PRECISION_ORDER else 99, p))
+        ours.sort(key=lambda p: (precision_rank(p), p))
         return ours or [None]
 
     def missing(self, chip: str, precision: str | None, batch: int | None, timed: bool) -> list[str]:
@@ -115,8 +105,10 @@ class _Context:
         entry = self.matrix.get(chip)
         if entry is None:
             return [f"{label} is not among this run's chips (config models.{self.model}.chips)"]
-        if chip in self.unavailable:
-            return [f"no {label} here: {self.unavailable[chip]}"]
+        reason = self.table.cannot_run(chip, precision)
+        if reason is not None:
+            where = label if chip in self.unavailable else f"{label} {precision}"
+            return [f"no {where} here: {reason}"]
         if precision is None:
             return [f"the report does not state the precision and we run none on {label}"]
         if precision not in (entry.get("precisions") or []):
@@ -135,6 +127,11 @@ class _Context:
                     f"(results/tables/{self.model}_estimates)"
                 )
             return reasons
+        failed = self.failed.get((chip, precision, batch if timed else None))
+        if failed is None and timed and batch is None:  # the best bs row: any failed batch size
+            failed = next((r for k, r in self.failed.items() if k[:2] == (chip, precision)), None)
+        if failed is not None:
+            return [f"the job failed: {failed.get('reason')} ({failed.get('log')})"]
         return ["no result on disk yet: run the workflow for this cell"]
 
     def differences(self, record: Mapping, kind: str, precision_stated: bool) -> list[str]:
@@ -148,7 +145,7 @@ class _Context:
             elif weights:
                 reasons.append(f"weights: ours {weights_label(weights)}; the report does not "
                                "identify its checkpoint")
-            theirs = _block(self.pub, "accuracy").get("metric")
+            theirs = block(self.pub, "accuracy").get("metric")
             if theirs and record.get("metric") and theirs != record["metric"]:
                 reasons.append(f"different metric: ours {record['metric']}, the report's {theirs}")
             seed = (record.get("provenance") or {}).get("seed")
@@ -165,6 +162,31 @@ class _Context:
         if not precision_stated:
             reasons.append(f"the report does not state its precision; ours {record['precision']}")
         return reasons
+
+
+@dataclass
+class _Reported:
+    """One published figure: what it is, whose, and as printed."""
+
+    figure: str
+    chip: str
+    stated: str | None  # the precision the report states, or None
+    batch: str
+    kind: str  # accuracy | fps | ratio | latency
+    value: float
+    text: str
+    decimals: int
+
+
+@dataclass
+class _Ours:
+    """Our figure for the same cell (`value` None: `missing` says why)."""
+
+    precision: str | None
+    value: float | None
+    records: list = field(default_factory=list)
+    missing: list = field(default_factory=list)
+    text: str | None = None
 
 
 def _difference(kind: str, reported: float, ours: float, tolerance: Mapping) -> tuple[float, float, bool]:
@@ -192,37 +214,39 @@ def _present(item) -> list:
     return [] if item is None else [item]
 
 
-def _row(figure, chip, precision, batch, reported, reproduced, delta, percent, status, reasons):
+def _row(reported: _Reported, precision: str, reproduced: str, delta: str, percent: str,
+         status: str, reasons: list[str]) -> dict:
     return {
-        "Figure": figure, "Chip": chip, "Precision": precision, "Batch": batch,
-        "Reported": reported, "Reproduced": reproduced, "Difference": delta,
-        "Difference %": percent, "Status": status, "Reason": "; ".join(_unique(reasons)),
+        "Figure": reported.figure, "Chip": reported.chip, "Precision": precision,
+        "Batch": reported.batch, "Reported": reported.text, "Reproduced": reproduced,
+        "Difference": delta, "Difference %": percent, "Status": status,
+        "Reason": "; ".join(unique(reasons)),
     }
 
 
 def reproduction_table(
-    model: str,
+    context: TableContext,
+    matrix: Mapping[str, Mapping],
     accuracy_records: Iterable[Mapping],
     perf_records: Iterable[Mapping],
-    published: Mapping,
-    matrix: Mapping[str, Mapping],
-    unavailable: Mapping[str, str],
-    untimed: Mapping[str, str],
-    chip_labels: Mapping[str, str],
+    *,
+    failed: Iterable[Mapping] = (),
+    untimed: Mapping[str, str] | None = None,
     estimates: Mapping[tuple, Mapping] | None = None,
     tolerance: Mapping = DEFAULT_TOLERANCE,
-) -> tuple[pd.DataFrame, list[str]]:
-    """Every published figure of `model` beside ours.
+) -> Table:
+    """Every published figure of ``context.model`` beside ours.
 
-    ``accuracy_records``/``perf_records``: merged records (tables.merge_records), imported
-    ones included. ``matrix``: this model's chips as ``{chip: {"precisions", "batch_sizes",
-    "accuracy_batch_size"}}``. ``unavailable``: chips that cannot run here; ``untimed``:
-    chips that cannot be timed here (both ``{chip: reason}``). ``estimates``: ``{(chip,
-    precision, batch): compiled.json}`` of artefacts carrying ``estimated_latency_ms``.
+    ``accuracy_records``/``perf_records``: merged records (``records.load``), imported ones
+    included; ``failed``: failed records of either kind. ``matrix``: this model's chips as
+    ``{chip: {"precisions", "batch_sizes", "accuracy_batch_size"}}``. ``context.unavailable``:
+    chips that cannot run here; ``untimed``: chips that cannot be timed here (``{chip:
+    reason}``). ``estimates``: ``{(chip, precision, batch): compiled.json}`` of artefacts
+    carrying ``estimated_latency_ms``.
     """
+    failed = list(failed)
     accuracy_records, perf_records = list(accuracy_records), list(perf_records)
-    ctx = _Context(model, accuracy_records, perf_records, published, matrix, unavailable,
-                   untimed, chip_labels, estimates)
+    ctx = _Rows(context, matrix, accuracy_records, perf_records, failed, untimed, estimates)
     pub = ctx.pub
     chips = pub.get("chips") or {}
     rows: list[dict] = []
@@ -233,53 +257,53 @@ def reproduction_table(
             return stated
         return f"not stated (ours {ours})" if ours else "not stated"
 
-    def compare(figure, chip_text, stated, ours_precision, batch_text, kind, reported,
-                reported_text, decimals, ours, ours_text, records, missing, caveats):
-        """Append one row. `ours` None: no figure of ours (`missing` says why). `caveats`:
-        the report's inconsistencies for this cell (always shown) and its block note
-        reference (shown with every reason)."""
+    def compare(reported: _Reported, ours: _Ours, caveats: list[str]) -> None:
+        """Append one row. `caveats`: the report's inconsistencies for this cell (always
+        shown) and its block note reference (shown with every reason)."""
         inconsistencies = [c for c in caveats if c.startswith("report inconsistent")]
         references = [c for c in caveats if c not in inconsistencies]
-        precision = precision_text(stated, ours_precision)
-        if ours is None:
-            rows.append(_row(figure, chip_text, precision, batch_text, reported_text, MISSING,
-                             MISSING, MISSING, NO_FIGURE, missing + inconsistencies + references))
+        precision = precision_text(reported.stated, ours.precision)
+        if ours.value is None:
+            rows.append(_row(reported, precision, MISSING, MISSING, MISSING, NO_FIGURE,
+                             ours.missing + inconsistencies + references))
             return
-        delta, percent, within = _difference(kind, float(reported), float(ours), tolerance)
+        delta, percent, within = _difference(reported.kind, float(reported.value), float(ours.value),
+                                             tolerance)
         reasons = []
         if not within:
-            for record in records:
-                reasons += ctx.differences(record, kind, stated is not None)
+            for record in ours.records:
+                reasons += ctx.differences(record, reported.kind, reported.stated is not None)
             reasons += references
             if not reasons:
                 reasons.append("no known reason: check the setup against the report's")
-        used.extend(records)
-        suffix = "".join(_unique(source_suffix(r) for r in records))
+        used.extend(ours.records)
+        suffix = "".join(unique(source_suffix(r) for r in ours.records))
         rows.append(_row(
-            figure, chip_text, precision, batch_text, reported_text,
-            (ours_text or _fmt(ours, decimals)) + suffix, _signed(delta, decimals),
-            _percent(percent), WITHIN if within else DIFFERS, inconsistencies + reasons,
+            reported, precision, (ours.text or fmt(ours.value, reported.decimals)) + suffix,
+            _signed(delta, reported.decimals), _percent(percent), WITHIN if within else DIFFERS,
+            inconsistencies + reasons,
         ))
 
     # accuracy -------------------------------------------------------------------------------
-    decimals = _block(pub, "accuracy").get("decimals", 2)
-    for entry in _entries(pub, "accuracy"):
+    decimals = block(pub, "accuracy").get("decimals", 2)
+    for entry in entries(pub, "accuracy"):
         chip, stated, batch = entry["chip"], entry.get("precision"), entry.get("batch_size")
         caveats = _present(ctx.block_note("accuracy"))
         for precision in ctx.our_precisions(chip, stated):
             record = ctx.accuracy.get((chip, precision))
             compare(
-                "accuracy (%)", ctx.labels.short(chip), stated, precision,
-                f"bs{batch}" if batch is not None else "not stated", "accuracy",
-                entry["value"], _fmt(entry["value"], decimals), decimals,
-                None if record is None else record["accuracy"], None, _present(record),
-                [] if record else ctx.missing(chip, precision, None, timed=False), caveats,
+                _Reported("accuracy (%)", ctx.labels.short(chip), stated,
+                          f"bs{batch}" if batch is not None else "not stated", "accuracy",
+                          entry["value"], fmt(entry["value"], decimals), decimals),
+                _Ours(precision, None if record is None else record["accuracy"], _present(record),
+                      [] if record else ctx.missing(chip, precision, None, timed=False)),
+                caveats,
             )
 
     # fps per batch size -------------------------------------------------------------------------
-    decimals = _block(pub, "fps").get("decimals", 0)
+    decimals = block(pub, "fps").get("decimals", 0)
     fps_by_chip: dict[str, dict[int, float]] = {}
-    for entry in _entries(pub, "fps"):
+    for entry in entries(pub, "fps"):
         chip, stated = entry["chip"], entry.get("precision")
         by_batch = {int(b): v for b, v in (entry.get("by_batch") or {}).items()}
         fps_by_chip[chip] = by_batch
@@ -288,10 +312,12 @@ def reproduction_table(
             for batch, value in sorted(by_batch.items()):
                 record = ctx.perf.get((chip, precision, batch))
                 compare(
-                    "fps", ctx.labels.short(chip), stated, precision, f"bs{batch}", "fps",
-                    value, _fmt(value, decimals), decimals,
-                    None if record is None else record["throughput_fps"], None, _present(record),
-                    [] if record else ctx.missing(chip, precision, batch, timed=True), caveats,
+                    _Reported("fps", ctx.labels.short(chip), stated, f"bs{batch}", "fps", value,
+                              fmt(value, decimals), decimals),
+                    _Ours(precision, None if record is None else record["throughput_fps"],
+                          _present(record),
+                          [] if record else ctx.missing(chip, precision, batch, timed=True)),
+                    caveats,
                 )
 
     def our_best(chip, precision):
@@ -301,8 +327,8 @@ def reproduction_table(
         return max(found, key=lambda r: (float(r["throughput_fps"]), -int(r["batch_size"])))
 
     # best-batch row -----------------------------------------------------------------------------
-    decimals = _block(pub, "best").get("decimals", 0)
-    for entry in _entries(pub, "best"):
+    decimals = block(pub, "best").get("decimals", 0)
+    for entry in entries(pub, "best"):
         chip = entry["chip"]
         stated = (chips.get(chip) or {}).get("precision")
         caveats = _present(ctx.block_note("best"))
@@ -311,9 +337,9 @@ def reproduction_table(
             top = max(own, key=lambda b: (own[b], -b))
             if top != int(entry["batch_size"]) or float(own[top]) != float(entry["fps"]):
                 caveats.insert(0, (
-                    f"report inconsistent: its fps rows make bs{top} ({_fmt(own[top], 0)} fps) "
+                    f"report inconsistent: its fps rows make bs{top} ({fmt(own[top], 0)} fps) "
                     f"the best for {ctx.labels.short(chip)}, its best row says "
-                    f"bs{entry['batch_size']} {_fmt(entry['fps'], decimals)}"
+                    f"bs{entry['batch_size']} {fmt(entry['fps'], decimals)}"
                 ))
         for precision in ctx.our_precisions(chip, stated):
             best = our_best(chip, precision) if precision else None
@@ -323,18 +349,18 @@ def reproduction_table(
                 f"report's best bs{entry['batch_size']}"
             ]
             compare(
-                "best bs (fps)", ctx.labels.short(chip), stated, precision, "best", "fps",
-                entry["fps"], f"bs{entry['batch_size']} {_fmt(entry['fps'], decimals)}", decimals,
-                None if best is None else best["throughput_fps"],
-                None if best is None else f"bs{best['batch_size']} {float(best['throughput_fps']):.0f}",
-                _present(best), [] if best else ctx.missing(chip, precision, None, timed=True),
+                _Reported("best bs (fps)", ctx.labels.short(chip), stated, "best", "fps", entry["fps"],
+                          f"bs{entry['batch_size']} {fmt(entry['fps'], decimals)}", decimals),
+                _Ours(precision, None if best is None else best["throughput_fps"], _present(best),
+                      [] if best else ctx.missing(chip, precision, None, timed=True),
+                      None if best is None else f"bs{best['batch_size']} {float(best['throughput_fps']):.0f}"),
                 coverage + caveats,
             )
 
     # ratios -------------------------------------------------------------------------------------
-    decimals = _block(pub, "ratios").get("decimals", 6)
-    best_entries = {e["chip"]: e for e in _entries(pub, "best")}
-    for entry in _entries(pub, "ratios"):
+    decimals = block(pub, "ratios").get("decimals", 6)
+    best_entries = {e["chip"]: e for e in entries(pub, "best")}
+    for entry in entries(pub, "ratios"):
         num, den = entry["numerator"], entry["denominator"]
         name = f"{ctx.labels.short(num)}/{ctx.labels.short(den)}"
         note = ctx.block_note("ratios")
@@ -359,9 +385,9 @@ def reproduction_table(
                 slack = recomputed * (0.5 / float(own[0]) + 0.5 / float(own[1])) + 0.5 * 10**-decimals
                 if abs(recomputed - float(value)) > slack:
                     caveats.insert(0, (
-                        f"report inconsistent: its own fps give {_fmt(own[0], 0)} / "
-                        f"{_fmt(own[1], 0)} = {recomputed:.{decimals}f}, it prints "
-                        f"{_fmt(value, decimals)}"
+                        f"report inconsistent: its own fps give {fmt(own[0], 0)} / "
+                        f"{fmt(own[1], 0)} = {recomputed:.{decimals}f}, it prints "
+                        f"{fmt(value, decimals)}"
                     ))
             for pn in ctx.our_precisions(num, num_p):
                 for pd_ in ctx.our_precisions(den, den_p):
@@ -377,31 +403,33 @@ def reproduction_table(
                     ours = (None if top is None or bottom is None
                             else float(top["throughput_fps"]) / float(bottom["throughput_fps"]))
                     compare(
-                        "fps ratio", name, stated, f"{pn}/{pd_}",
-                        "best" if batch is None else f"bs{batch}", "ratio", value,
-                        _fmt(value, decimals), decimals, ours, None,
-                        [r for r in (top, bottom) if r], missing, caveats,
+                        _Reported("fps ratio", name, stated, "best" if batch is None else f"bs{batch}",
+                                  "ratio", value, fmt(value, decimals), decimals),
+                        _Ours(f"{pn}/{pd_}", ours, [r for r in (top, bottom) if r], missing),
+                        caveats,
                     )
 
     # bmrt_test calculate time ---------------------------------------------------------------------
-    decimals = _block(pub, "calculate_time_ms").get("decimals", 2)
-    for entry in _entries(pub, "calculate_time_ms"):
+    decimals = block(pub, "calculate_time_ms").get("decimals", 2)
+    for entry in entries(pub, "calculate_time_ms"):
         chip, stated = entry["chip"], entry.get("precision")
         caveats = _present(ctx.block_note("calculate_time_ms"))
         for precision in ctx.our_precisions(chip, stated):
             for batch, value in sorted((int(b), v) for b, v in (entry.get("by_batch") or {}).items()):
                 record = ctx.perf.get((chip, precision, batch))
                 compare(
-                    "calculate time (ms per batch)", ctx.labels.short(chip), stated, precision,
-                    f"bs{batch}", "latency", value, _fmt(value, decimals), decimals,
-                    None if record is None else (record.get("latency_ms") or {}).get("mean"),
-                    None, _present(record),
-                    [] if record else ctx.missing(chip, precision, batch, timed=True), caveats,
+                    _Reported("calculate time (ms per batch)", ctx.labels.short(chip), stated,
+                              f"bs{batch}", "latency", value, fmt(value, decimals), decimals),
+                    _Ours(precision,
+                          None if record is None else (record.get("latency_ms") or {}).get("mean"),
+                          _present(record),
+                          [] if record else ctx.missing(chip, precision, batch, timed=True)),
+                    caveats,
                 )
 
     # per-image times ------------------------------------------------------------------------------
-    decimals = _block(pub, "per_image_ms").get("decimals", 2)
-    for entry in _entries(pub, "per_image_ms"):
+    decimals = block(pub, "per_image_ms").get("decimals", 2)
+    for entry in entries(pub, "per_image_ms"):
         chip, stated, batch = entry["chip"], entry.get("precision"), int(entry["batch_size"])
         caveats = _present(ctx.block_note("per_image_ms"))
         for precision in ctx.our_precisions(chip, stated):
@@ -420,34 +448,34 @@ def reproduction_table(
                     ours, why = None, [f"our inference ran as {source}: its time is not the "
                                        "chip's, so not compared"]
                 compare(
-                    f"per-image {stage} (ms)", ctx.labels.short(chip), stated, precision,
-                    f"bs{batch}", "latency", entry[stage], _fmt(entry[stage], decimals),
-                    decimals, ours, None, _present(record if ours is not None else None), why,
+                    _Reported(f"per-image {stage} (ms)", ctx.labels.short(chip), stated, f"bs{batch}",
+                              "latency", entry[stage], fmt(entry[stage], decimals), decimals),
+                    _Ours(precision, ours, _present(record if ours is not None else None), why),
                     caveats,
                 )
 
     columns = ["Figure", "Chip", "Precision", "Batch", "Reported", "Reproduced", "Difference",
                "Difference %", "Status", "Reason"]
-    frame = _frame({c: [r[c] for r in rows] for c in columns})
-    notes = [
-        "reproduced: our figure for the same chip, precision and batch size; difference: ours − "
-        "reported, in the report's unit (and as % of the reported figure)",
-        f"{WITHIN}: accuracy within {tolerance['accuracy_points']:g} percentage points, other "
-        f"figures within {100 * tolerance['relative']:g} % of the reported value; reasons are "
-        "listed for every figure outside it and every figure we do not have",
-    ]
     counts = {s: sum(r["Status"] == s for r in rows) for s in (WITHIN, DIFFERS, NO_FIGURE)}
-    notes.append(f"{len(rows)} published figures: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    notes += ctx.notes
+    notes = [
+        "reproduced: ours for the same chip, precision and batch size; difference: ours − "
+        "reported, in the report's unit and as % of it; reasons for every figure that differs or is missing",
+        f"{WITHIN}: accuracy ±{tolerance['accuracy_points']:g} points, other figures "
+        f"±{100 * tolerance['relative']:g} %; {len(rows)} published figures: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items()),
+    ]
+    if ctx.notes:
+        notes.append(f"report note [n]: the report's caveats, listed in {context.details_file}")
+    shown = []
+    for record in used:
+        if not any(record is u for u in shown):
+            shown.append(record)
+    notes += standard_notes(context, shown, [], [])
+    details = list(ctx.notes)
     for chip, entry in chips.items():
         if entry.get("precision_note"):
-            notes.append(f"report {entry.get('label', chip)} precision: "
-                         f"{entry.get('precision') or 'not stated'} ({entry['precision_note']})")
-    unique_used = []
-    for record in used:
-        if not any(record is u for u in unique_used):
-            unique_used.append(record)
-    notes += provenance.summary_lines(
-        unique_used, cell=lambda r: f"{r['chip']} {r['precision']}" + (
-            f" bs{r['batch_size']}" if "throughput_fps" in r else "") + source_suffix(r))
-    return frame, notes
+            details.append(f"report {entry.get('label', chip)} precision: "
+                           f"{entry.get('precision') or 'not stated'} ({entry['precision_note']})")
+    details += [f"failed: {cell_name(r)}: {r.get('reason')} ({r.get('log')})" for r in failed]
+    details += provenance.summary_lines(shown, cell=cell_name)
+    return Table(frame({c: [r[c] for r in rows] for c in columns}), notes, details)
