@@ -24,6 +24,10 @@ include: "rules/infer.smk"
 include: "rules/report.smk"
 
 
+onstart:
+    refuse_impossible_targets()
+
+
 onsuccess:
     report_gate_failures()
 

@@ -44,6 +44,7 @@ rule tabulate_accuracy:
         chips=lambda wc: PLAN.chips_of(wc.model),
         chip_entries=PLAN.chips,
         unavailable=PLAN.unavailable,
+        unavailable_precisions=PLAN.unavailable_precisions,
     log:
         "logs/tabulate_accuracy/{model}.log",
     conda:
@@ -65,6 +66,7 @@ rule tabulate_fps:
         chips=lambda wc: PLAN.chips_of(wc.model),
         chip_entries=PLAN.chips,
         unavailable=PLAN.untimed,
+        unavailable_precisions=PLAN.unavailable_precisions,
         batch_sizes=lambda wc: sorted(
             {b for c in PLAN.chips_of(wc.model) for b in PLAN.batch_sizes(wc.model, c)}
         ),
@@ -121,6 +123,7 @@ rule tabulate_reproduction:
         },
         chip_entries=PLAN.chips,
         unavailable=PLAN.unavailable,
+        unavailable_precisions=PLAN.unavailable_precisions,
         untimed=PLAN.untimed,
     log:
         "logs/tabulate_reproduction/{model}.log",
