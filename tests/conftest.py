@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import torch
 import yaml
 from torch import nn
 
+from chipbench import capabilities
 from tests.cifar_fixtures import write_tiny_archive
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,15 +42,38 @@ def write_config(path: Path, data: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, configs=(), cores: int = 2) -> subprocess.CompletedProcess:
-    """Run the real workflow on the CI config plus `workdir/dataset.yaml` and `configs`."""
-    configfiles = [str(TEST_CONFIG), str(workdir / "dataset.yaml"), *map(str, configs)]
+def snakemake(workdir: Path, *args: str, configs=(), cores: int = 2, ci_config: bool = True,
+              env: dict | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """Run the real workflow on the CI config (or, with ci_config=False, on config.yaml alone)
+    plus `workdir/dataset.yaml` and `configs`; `env` adds environment variables."""
+    configfiles = [*([str(TEST_CONFIG)] if ci_config else []), str(workdir / "dataset.yaml"),
+                   *map(str, configs)]
     command = [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
         "--directory", str(workdir), "--cores", str(cores), *args,
         "--configfile", *configfiles,
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def capability_cache(tmp_path_factory):
+    """Every test's capability answers (chipbench.capabilities) live in a folder of the test
+    session, never in the user's cache; a test that fakes an answer uses its own folder."""
+    folder = tmp_path_factory.mktemp("capabilities")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(capabilities.CACHE_ENV_VAR, str(folder))
+        yield folder
+
+
+def fake_answer(cache_dir: Path, key: str, ok: bool, reason: str = "") -> None:
+    """Fake one capability the way a user would: edit the answer in this host's cache file
+    (written by an earlier parse of the same config, e.g. `snakemake -n`)."""
+    path = Path(cache_dir) / capabilities.cache_path().name
+    data = json.loads(path.read_text())
+    data["answers"][key].update(ok=ok, reason=reason)
+    path.write_text(json.dumps(data))
 
 
 def files_under(path: Path) -> list[str]:
