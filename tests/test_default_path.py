@@ -1,9 +1,10 @@
 """The default path end to end: config.yaml itself, scaled down, under both answers of the
 bf16 check (faked through this host's capability cache, the way a user would fake it).
 
-Only sizes change (tiny archive, one short training epoch per model on few images, few test
-images, batch size 1, tiny timing); every default model, chip and precision stays, plus the
-README's bring-your-own ONNX model as written there, pointed at a tiny ONNX file.
+Only sizes change (.test/scale_down.yaml: tiny archive, one short training epoch per model on
+few images, few test images, batch size 1, tiny timing); every default model, chip and
+precision stays, plus the README's bring-your-own ONNX model as written there, pointed at a
+tiny ONNX file.
 """
 
 from __future__ import annotations
@@ -24,21 +25,7 @@ from tests.conftest import REPO, fake_answer, make_workdir, snakemake, write_con
 pytestmark = pytest.mark.slow
 
 NO_BF16 = "this CPU has no native bfloat16 (faked for the test)"
-SCALE_DOWN = {
-    "dataset": {"train_batches": 1, "calibration_images": 16},
-    "batch_sizes": [1],
-    "chips": {"bm1684x": {"batch_sizes": [1], "settings": {
-        "calibration_images": 16, "crosscheck_images": {"fp32": 2, "fp16": 1, "int8": 2}}}},
-    "timing": {"warmup_iterations": 1, "min_iterations": 3, "min_seconds": 0.05},
-    "metrics": {"pair_top1": {"pairs_per_batch": 8}},
-    "export": {"check_batch": 2},
-    "train": {
-        "simclr": {"images": 32, "epochs": 1, "batch_size": 16},
-        "simclrv2": {"pretrain": {"images": 16, "epochs": 1, "batch_size": 8},
-                     "linear": {"images": 32, "epochs": 1, "batch_size": 32}},
-        "linear_probe": {"images": 32, "epochs": 1, "batch_size": 32},
-    },
-}
+SCALE_DOWN = REPO / ".test" / "scale_down.yaml"
 
 
 def readme_byo_model() -> tuple[str, dict]:
@@ -75,9 +62,9 @@ def default_run(tmp_path_factory):
     workdir = make_workdir(tmp_path_factory.mktemp("default"), n_test=48, n_train=64)
     name, entry = readme_byo_model()
     tiny_classifier(workdir / entry["onnx"])
-    scale_down = write_config(workdir / "scale_down.yaml", SCALE_DOWN)
+    byo = write_config(workdir / "byo.yaml", {"models": {name: entry}})
     env = {"CHIPBENCH_CACHE_DIR": str(workdir / "cache")}
-    run = dict(configs=[scale_down], ci_config=False, env=env, timeout=3600)
+    run = dict(configs=[byo, SCALE_DOWN], ci_config=False, env=env, timeout=3600)
     dry = snakemake(workdir, "-n", **run)  # asks this host, writes the answers
     assert dry.returncode == 0, dry.stderr[-3000:]
     fake_answer(workdir / "cache", "precision cpu_openvino bf16", ok=False, reason=NO_BF16)
