@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,16 +42,20 @@ FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx51
                      "amx_bf16", "amx_int8")
 
 
-def snakemake(*args: str, env: dict | None = None) -> tuple[float, str]:
-    """(wall seconds, stdout + stderr) of one Snakemake invocation on this repository."""
+def snakemake(*args: str, env: dict | None = None) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds, stdout + stderr) of one Snakemake invocation. CPU time
+    (user + system of the process and its children) barely moves on a loaded machine."""
     command = [sys.executable, "-m", "snakemake", *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True,
                             env={**os.environ, **(env or {})})
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         sys.exit(f"error: {' '.join(command)} failed:\n{result.stderr[-2000:]}")
-    return elapsed, result.stdout + result.stderr
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu, result.stdout + result.stderr
 
 
 def tiny_run_args(workdir: Path) -> list[str]:
@@ -66,23 +71,27 @@ def prepare(workdir: Path) -> None:
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
     (workdir / "dataset.yaml").write_text(yaml.safe_dump(
         {"dataset": {"url": archive.as_uri(), "md5": md5, "test_images": 48}}))
-    elapsed, _ = snakemake(*tiny_run_args(workdir))
+    elapsed, _, _ = snakemake(*tiny_run_args(workdir))
     print(f"prepared the scaled-down default run in {workdir} in {elapsed / 60:.1f} min")
 
 
-def median_of(repeats: int, *args: str, expect: str | None = None, env=None) -> tuple[float, list]:
+def timed(repeats: int, *args: str, expect: str | None = None, env=None) -> list[tuple]:
+    """(wall, CPU) seconds of `repeats` invocations."""
     times = []
     for _ in range(repeats):
-        elapsed, output = snakemake(*args, env=env)
+        elapsed, cpu, output = snakemake(*args, env=env)
         if expect and expect not in output:
             sys.exit(f"error: expected {expect!r} from snakemake {' '.join(args)}:\n{output[-2000:]}")
-        times.append(elapsed)
-    return statistics.median(times), times
+        times.append((elapsed, cpu))
+    return times
 
 
-def show(label: str, median: float, times: list, target: str = "") -> None:
-    runs = ", ".join(f"{t:.2f}" for t in times)
-    print(f"{label}: {median:.2f} s median ({runs}){f'; target {target}' if target else ''}")
+def show(label: str, times: list, target: str = "") -> None:
+    wall = statistics.median(t[0] for t in times)
+    cpu = statistics.median(t[1] for t in times)
+    runs = ", ".join(f"{t[0]:.2f}" for t in times)
+    print(f"{label}: {wall:.2f} s wall, {cpu:.2f} s CPU (medians of {len(times)}; wall {runs})"
+          + (f"; target {target}" if target else ""))
 
 
 def main() -> None:
@@ -103,19 +112,19 @@ def main() -> None:
     print(f"CPU: {host.cpu_model()}, {os.cpu_count()} cores; flags: "
           + ", ".join(f for f in FLAGS_OF_INTEREST if f in flags) + "; without: "
           + ", ".join(f for f in FLAGS_OF_INTEREST if f not in flags))
-    show("snakemake --version", *median_of(args.repeats, "--version"))
+    show("snakemake --version", timed(args.repeats, "--version"))
     with tempfile.TemporaryDirectory() as empty:
         dry_run = ["-s", str(REPO / "Snakefile"), "--directory", empty, "--cores", "2", "-n",
                    "--quiet", "all"]
         with tempfile.TemporaryDirectory() as cold_cache:
-            cold, _ = snakemake(*dry_run, env={capabilities.CACHE_ENV_VAR: cold_cache})
-        print(f"snakemake -n, default matrix, empty capability cache: {cold:.2f} s (once)")
+            show("snakemake -n, default matrix, empty capability cache",
+                 timed(1, *dry_run, env={capabilities.CACHE_ENV_VAR: cold_cache}))
         snakemake(*dry_run)  # fills this host's cache if it is empty
-        show("snakemake -n, default matrix, cached capabilities",
-             *median_of(args.repeats, *dry_run), target="< 5 s")
+        show("snakemake -n, default matrix, cached capabilities", timed(args.repeats, *dry_run),
+             target="< 5 s")
     show(f"no-op rerun, target {args.target}",
-         *median_of(args.repeats, *tiny_run_args(args.workdir), args.target,
-                    expect="Nothing to be done"), target="≤ 3 s")
+         timed(args.repeats, *tiny_run_args(args.workdir), args.target,
+               expect="Nothing to be done"), target="≤ 3 s")
 
 
 if __name__ == "__main__":
