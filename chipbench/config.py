@@ -366,10 +366,10 @@ def resolve(config: dict, base_dir: Path, check_availability: bool = True) -> Pl
     return plan
 
 
-def check_host(plan: Plan, answers: HostAnswers | None = None) -> None:
+def check_host(plan: Plan) -> None:
     """Fill the plan's availability from this host's cached answers, asking the backends
     only what the cache (chipbench.capabilities) does not know yet."""
-    answers = answers or HostAnswers()
+    answers = HostAnswers()
 
     def ask(kind, name, chip, check, precision=None) -> Availability:
         def asked():
@@ -398,9 +398,9 @@ def _check_selection_runs_here(plan: Plan) -> None:
     select = plan.config.get("select") or {}
     for chip in select.get("chips") or []:
         if not plan.availability[chip].ok:
-            raise UserError(f"select.chips names {plan.why_not_here(chip)}; drop it from "
-                            "select.chips")
-    chosen_chips = [c for c in select.get("chips") or plan.chips]
+            raise UserError(f"select.chips names {chip}, but {plan.why_not_here(chip)}; drop it "
+                            "from select.chips")
+    chosen_chips = list(select.get("chips") or plan.chips)
     for precision in select.get("precisions") or []:
         having = [c for c in chosen_chips if precision in plan.precisions(c)
                   and plan.availability[c].ok]

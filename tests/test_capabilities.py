@@ -208,8 +208,8 @@ def test_selecting_what_cannot_run_here_fails_with_one_line(tmp_path, monkeypatc
                                 f"bf16 on this host: {NO_BF16}; drop it from select.precisions")
     with pytest.raises(UserError) as error:
         cfg.resolve(base_config(select={"chips": ["cpu", "t4"]}), tmp_path)
-    assert str(error.value) == ("select.chips names chip t4 is not available on this host: no GPU; "
-                                "drop it from select.chips")
+    assert str(error.value) == ("select.chips names t4, but chip t4 is not available on this "
+                                "host: no GPU; drop it from select.chips")
     plan = cfg.resolve(base_config(select={"chips": ["cpu"], "precisions": ["int8"]}), tmp_path)
     assert {c for _, c, _ in plan.accuracy_cells()} == {"cpu"}
 
