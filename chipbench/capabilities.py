@@ -123,13 +123,20 @@ class HostAnswers:
         self.state = toolchain_state()
         self.fingerprint = fingerprint(self.state)
         self.answers: dict[str, dict] = {}
+        #: What changed since the stored answers were given (shown when asking again).
+        self.changed: list[str] = []
         self._changed = False
         try:
             stored = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return
-        if isinstance(stored, dict) and stored.get("fingerprint") == self.fingerprint:
+        if not isinstance(stored, dict):
+            return
+        if stored.get("fingerprint") == self.fingerprint:
             self.answers = dict(stored.get("answers") or {})
+        else:
+            before = stored.get("toolchain") or {}
+            self.changed = sorted(k for k in self.state if before.get(k) != self.state[k])
 
     def ask(self, key: str, chip_entry: dict, check: Callable[[], tuple[bool, str]]) -> tuple[bool, str]:
         """(ok, reason) for `key`: the stored answer when it was given for this chip entry,
@@ -147,6 +154,9 @@ class HostAnswers:
         """Write the answers atomically; a cache that cannot be written only costs speed."""
         if not self._changed:
             return
+        if self.changed:
+            print(f"capabilities: {', '.join(self.changed)} changed since {self.path} was "
+                  "written: asked this host again", file=sys.stderr)
         data = {"host": socket.gethostname(), "fingerprint": self.fingerprint,
                 "toolchain": self.state, "answers": self.answers}
         try:

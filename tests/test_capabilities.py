@@ -91,6 +91,7 @@ def test_a_tool_appearing_or_changing_on_path_asks_again(own_cache, tmp_path, mo
     tool.chmod(0o755)
     appeared = capabilities.HostAnswers()
     assert appeared.fingerprint != before.fingerprint and appeared.answers == {}
+    assert appeared.changed == ["tools"]
     appeared.ask("chip t4", {}, lambda: (True, ""))
     appeared.save()
     assert capabilities.HostAnswers().answers["chip t4"]["ok"] is True
