@@ -65,8 +65,7 @@ def bf16_support() -> Availability:
     try:
         caps = capabilities()
     except Exception as error:  # noqa: BLE001 - plugin and property errors vary
-        found = cpu_flags() & BF16_CPU_FLAGS
-        if found:
+        if cpu_flags() & BF16_CPU_FLAGS:
             return Availability(True)
         return Availability(False, f"no native bfloat16: OpenVINO cannot report its "
                                    f"capabilities ({error}) and the CPU flags lack "

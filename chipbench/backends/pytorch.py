@@ -4,9 +4,9 @@ The backend runs the PyTorch model itself, not the ONNX file, so compile rebuild
 what the export rule recorded: the architecture (the model entry's ``arch``, passed in the
 ``model`` keyword with the other `model_keys`) and the weights (``weights.json`` beside
 ``model.onnx``: seeded random weights, a configured checkpoint or the one trained by the
-workflow, whose sha256 must still match). Compile then checks that the rebuilt
-model reproduces ``model.onnx`` under ONNX Runtime, so the reference is the very model the
-other chips run, and stores its state_dict (``model.pt``) for ``load``. A bring-your-own ONNX
+workflow, whose sha256 must still match). Compile then checks that the rebuilt model
+reproduces ``model.onnx`` under ONNX Runtime, so the reference is the very model the other
+chips run, and stores its state_dict (``model.pt``) for ``load``. A bring-your-own ONNX
 model has no PyTorch source and cannot run here (UserError).
 
 Inference: ``torch.inference_mode()``, float32, NCHW, ``torch.set_num_threads(threads)``.
