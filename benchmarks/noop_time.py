@@ -34,7 +34,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from chipbench import capabilities, cifar, host  # noqa: E402
+from chipbench import capabilities, host  # noqa: E402
+from tests.cifar_fixtures import write_tiny_archive  # noqa: E402
 
 SCALE_DOWN = REPO / ".test" / "scale_down.yaml"
 #: Flags that decide which CPU precisions run fast (or at all) here.
@@ -67,7 +68,7 @@ def prepare(workdir: Path) -> None:
     """A tiny archive, its dataset config, and the scaled-down default run, to the end."""
     archive = workdir / "data" / "cifar-10-python.tar.gz"
     archive.parent.mkdir(parents=True, exist_ok=True)
-    cifar.write_tiny_archive(archive, n_test=48, n_train=64, seed=1)
+    write_tiny_archive(archive, n_test=48, n_train=64, seed=1)
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
     (workdir / "dataset.yaml").write_text(yaml.safe_dump(
         {"dataset": {"url": archive.as_uri(), "md5": md5, "test_images": 48}}))

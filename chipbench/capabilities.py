@@ -84,8 +84,9 @@ def toolchain_state() -> dict:
     pyenv = Path(os.environ.get("PYENV_ROOT") or "~/.pyenv").expanduser()
     # the TPU-MLIR venv's stamp (written when it is ready) and the Python 3.10s it is built from
     watched = [tpu_mlir_env.venv_dir() / tpu_mlir_env.STAMP, pyenv / "versions"]
-    code = sorted(PACKAGE.glob("backends/*.py")) + [PACKAGE / "capabilities.py",
-                                                   PACKAGE / "tpu_mlir_env.py"]
+    code = sorted(PACKAGE.glob("backends/**/*.py")) + [
+        PACKAGE / name for name in ("capabilities.py", "devices.py", "tools.py", "tpu_mlir_env.py")
+    ]
     return {
         "python": sys.executable,
         # a package installed, upgraded or removed changes its site-packages folder's mtime
