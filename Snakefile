@@ -26,6 +26,7 @@ include: "rules/report.smk"
 
 onstart:
     print_estimate()
+    refuse_impossible_targets()
 
 
 onsuccess:

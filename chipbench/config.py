@@ -17,6 +17,7 @@ import yaml
 
 from chipbench import backends
 from chipbench.backends import Availability
+from chipbench.capabilities import HostAnswers, answer_key
 from chipbench.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,6 +132,8 @@ class Plan:
     chips: dict[str, dict]
     availability: dict[str, Availability] = field(default_factory=dict)
     timing: dict[str, Availability] = field(default_factory=dict)
+    #: chip -> precision -> whether it runs here (checked for available chips only).
+    precision_availability: dict[str, dict[str, Availability]] = field(default_factory=dict)
 
     @property
     def unavailable(self) -> dict[str, str]:
@@ -139,8 +142,26 @@ class Plan:
 
     @property
     def unavailable_precisions(self) -> dict[str, dict[str, str]]:
-        """Precisions this host cannot run, per chip, with the reason (chip -> precision -> reason)."""
-        return {}
+        """Precisions an available chip cannot run here (e.g. bf16 without native bfloat16):
+        chip -> precision -> reason."""
+        found = {
+            chip: {p: a.reason for p, a in checks.items() if not a.ok}
+            for chip, checks in self.precision_availability.items()
+        }
+        return {chip: reasons for chip, reasons in found.items() if reasons}
+
+    def runs_here(self, chip: str, precision: str) -> bool:
+        checks = self.precision_availability.get(chip, {})
+        return self.availability[chip].ok and (precision not in checks or checks[precision].ok)
+
+    def why_not_here(self, chip: str, precision: str | None = None) -> str | None:
+        """Why `chip` (at `precision`) cannot run on this host; None when it can."""
+        if not self.availability[chip].ok:
+            return f"chip {chip} is not available on this host: {self.availability[chip].reason}"
+        check = self.precision_availability.get(chip, {}).get(precision)
+        if check is not None and not check.ok:
+            return f"chip {chip} cannot run {precision} on this host: {check.reason}"
+        return None
 
     @property
     def untimed(self) -> dict[str, str]:
@@ -152,8 +173,31 @@ class Plan:
                 reasons[chip] = f"throughput needs the device: {timing.reason}"
         return reasons
 
+    def impossible_target(self, target: str, workdir: Path) -> str | None:
+        """Why the target path names a result of a cell this host cannot run (chip or
+        precision); None when it can, or when the path is no cell's result."""
+        path = Path(target)
+        if path.is_absolute():
+            if not path.is_relative_to(workdir):
+                return None
+            path = path.relative_to(workdir)
+        parts = path.parts
+        if parts[:1] != ("results",):
+            return None
+        cell = parts[2:5] if parts[1:2] == ("compiled",) else parts[1:4]
+        if len(cell) < 2 or cell[0] not in self.models or cell[1] not in self.chips:
+            return None
+        return self.why_not_here(cell[1], cell[2] if len(cell) > 2 else None)
+
     def chips_of(self, model: str) -> list[str]:
-        return list(self.models[model].get("chips") or self.chips)
+        """The model's chips: its own list, else every chip (for a bring-your-own ONNX model,
+        every chip that runs an ONNX model alone)."""
+        given = self.models[model].get("chips")
+        if given:
+            return list(given)
+        if self.models[model].get("onnx"):
+            return [c for c in self.chips if runs_onnx_alone(self.chips[c])]
+        return list(self.chips)
 
     def batch_sizes(self, model: str, chip: str) -> list[int]:
         sizes = (
@@ -181,7 +225,7 @@ class Plan:
             for m in self.models
             for c in self.chips_of(m)
             for p in self.precisions(c)
-            if self.availability[c].ok and (not selected or self._selected(m, c, p))
+            if self.runs_here(c, p) and (not selected or self._selected(m, c, p))
         ]
 
     def compile_cells(self, selected: bool = True) -> list[tuple[str, str, str, int]]:
@@ -197,23 +241,26 @@ class Plan:
         """(model, chip, precision, batch size) of every throughput result to compute."""
         return [cell for cell in self.compile_cells(selected) if self.timing[cell[1]].ok]
 
-    @property
-    def gate_reference(self) -> tuple[str, str] | None:
-        """(chip, precision) of the accuracy gate's reference, when it runs here."""
+    def gate_reference(self, model: str) -> tuple[str, str] | None:
+        """(chip, precision) of `model`'s accuracy gate reference, when it runs the model here:
+        config gate.reference_chip/_precision, or gate.reference_for_onnx for a bring-your-own
+        ONNX model (PyTorch eager cannot rebuild it)."""
         gate = self.config["gate"]
-        chip, precision = gate["reference_chip"], gate["reference_precision"]
-        if chip in self.chips and self.availability[chip].ok and precision in self.precisions(chip):
+        if self.models[model].get("onnx"):
+            chip, precision = gate["reference_for_onnx"]["chip"], gate["reference_for_onnx"]["precision"]
+        else:
+            chip, precision = gate["reference_chip"], gate["reference_precision"]
+        if (chip in self.chips_of(model) and precision in self.precisions(chip)
+                and self.runs_here(chip, precision)):
             return chip, precision
         return None
 
     def gate_cells(self, selected: bool = True) -> list[tuple[str, str, str]]:
-        """Accuracy cells checked against the reference (models the reference chip runs)."""
-        if self.gate_reference is None:
-            return []
+        """Accuracy cells checked against their model's reference."""
         return [
             (m, c, p)
             for m, c, p in self.accuracy_cells(selected)
-            if self.gate_reference[0] in self.chips_of(m)
+            if self.gate_reference(m) is not None
         ]
 
     def _selected(self, model, chip, precision, batch=None) -> bool:
@@ -224,6 +271,12 @@ class Plan:
             and precision in (select.get("precisions") or [precision])
             and (batch is None or batch in (select.get("batch_sizes") or [batch]))
         )
+
+
+def runs_onnx_alone(chip: dict) -> bool:
+    """Whether the chip's backend compiles from the ONNX file alone (PyTorch eager rebuilds
+    the PyTorch model instead, so it cannot run a bring-your-own ONNX model)."""
+    return not backends.get(chip["backend"]).model_keys
 
 
 def resolve(config: dict, base_dir: Path, check_availability: bool = True,
@@ -285,6 +338,12 @@ def resolve(config: dict, base_dir: Path, check_availability: bool = True,
                     f"models.{name}.chips names {chip!r}, which is not in config.chips: "
                     f"use one of {one_of(chips)}"
                 )
+            if model.get("onnx") and not runs_onnx_alone(chips[chip]):
+                raise UserError(
+                    f"models.{name}.chips names {chip!r}, whose backend {chips[chip]['backend']} "
+                    f"needs the PyTorch model, which a bring-your-own ONNX model lacks: drop "
+                    f"{chip} from models.{name}.chips"
+                )
         models[name] = model
 
     plan = Plan(config=config, models=models, chips=chips)
@@ -335,11 +394,11 @@ def resolve(config: dict, base_dir: Path, check_availability: bool = True,
                 )
     _check_select(plan)
     _check_dataset_source(config["dataset"]["url"], base_dir)
-    for name, chip in chips.items():
-        backend = backends.get(chip["backend"])
-        probe = check_availability and not (on_cluster and chip.get("placement"))
-        plan.availability[name] = backend.availability(chip) if probe else Availability(True)
-        plan.timing[name] = backend.timing_availability(chip) if probe else Availability(True)
+    check_host(plan, probed=[
+        name for name, chip in chips.items()
+        if check_availability and not (on_cluster and chip.get("placement"))
+    ])
+    _check_selection_runs_here(plan)
     return plan
 
 
@@ -377,6 +436,59 @@ def _check_dataset_source(url: str, base_dir: Path) -> None:
             f"dataset archive {path} (config dataset.url) does not exist: set dataset.url to "
             "an existing file, a file:// URL or an http(s) URL"
         )
+
+
+def check_host(plan: Plan, probed: list[str]) -> None:
+    """Fill the plan's availability from this host's cached answers, asking the backends
+    only what the cache (chipbench.capabilities) does not know yet. Chips not in `probed`
+    (no checks wanted, or placed on another machine of a cluster) count as available."""
+    for name in set(plan.chips) - set(probed):
+        plan.availability[name] = plan.timing[name] = Availability(True)
+        plan.precision_availability[name] = {
+            p: Availability(True) for p in plan.chips[name]["precisions"]
+        }
+    if not probed:
+        return
+    answers = HostAnswers()
+
+    def ask(kind, name, chip, check, precision=None) -> Availability:
+        def asked():
+            availability = check()
+            return availability.ok, availability.reason
+
+        ok, reason = answers.ask(answer_key(kind, name, precision), chip, asked)
+        return Availability(ok, reason)
+
+    for name in probed:
+        chip = plan.chips[name]
+        backend = backends.get(chip["backend"])
+        plan.availability[name] = ask("chip", name, chip, lambda: backend.availability(chip))
+        plan.timing[name] = ask("timing", name, chip, lambda: backend.timing_availability(chip))
+        if plan.availability[name].ok:
+            plan.precision_availability[name] = {
+                p: ask("precision", name, chip,
+                       lambda p=p: backend.precision_availability(chip, p), p)
+                for p in chip["precisions"]
+            }
+    answers.save()
+
+
+def _check_selection_runs_here(plan: Plan) -> None:
+    """`select` naming a chip, or a precision, that cannot run on this host is an explicit
+    request for impossible cells: one line, instead of a run that silently does nothing."""
+    select = plan.config.get("select") or {}
+    for chip in select.get("chips") or []:
+        if not plan.availability[chip].ok:
+            raise UserError(f"select.chips names {chip}, but {plan.why_not_here(chip)}; drop it "
+                            "from select.chips")
+    chosen_chips = list(select.get("chips") or plan.chips)
+    for precision in select.get("precisions") or []:
+        having = [c for c in chosen_chips if precision in plan.precisions(c)
+                  and plan.availability[c].ok]
+        if having and not any(plan.runs_here(c, precision) for c in having):
+            raise UserError(f"select.precisions names {precision}, but "
+                            f"{plan.why_not_here(having[0], precision)}; drop it from "
+                            "select.precisions")
 
 
 def _require_file(base_dir: Path, path: str, key: str, what: str) -> None:

@@ -22,7 +22,10 @@ from chipbench.errors import UserError
 
 
 def load_plan():
-    """Validate the config and resolve the matrix; bad config stops here with one line."""
+    """Validate the config and resolve the matrix; bad config stops here with one line.
+
+    What this host can run comes from its capability cache (chipbench/capabilities.py), so a
+    parse imports no runtime (torch, onnxruntime, openvino) unless a toolchain changed."""
     try:
         config.update(coerce_cli_strings(config, load_yaml(SCHEMA)))
         validate(config, str(SCHEMA))
@@ -202,13 +205,22 @@ def gate_results(model=None, selected=True):
 
 
 def reference_input(kind):
-    """Input function: the gate reference's `kind` file (accuracy.json or outputs.npy)."""
+    """Input function: the model's gate reference's `kind` file (accuracy.json or outputs.npy)."""
 
     def path(wildcards):
-        chip, precision = PLAN.gate_reference
+        chip, precision = PLAN.gate_reference(wildcards.model)
         return f"results/{wildcards.model}/{chip}/{precision}/{kind}"
 
     return path
+
+
+def refuse_impossible_targets():
+    """Before any job runs: a target naming a cell this host cannot run (a chip, or a
+    precision such as bf16 without native bfloat16) stops the run with one line."""
+    for target in workflow.dag_settings.targets:
+        reason = PLAN.impossible_target(target, Path.cwd())
+        if reason:
+            sys.exit(f"error: {reason}")
 
 
 def report_gate_failures():
@@ -287,6 +299,14 @@ def checkpoint_input(wildcards):
     """The configured checkpoint, the one trained here (rules/train.smk), or none (random weights)."""
     path = weights_checkpoint(wildcards.model)
     return [path] if path else []
+
+
+def model_source_input(wildcards):
+    """What a backend that rebuilds the PyTorch model reads beside the ONNX: the export's
+    weights record and the checkpoint it names (none for seeded random weights)."""
+    if not chip_backend(wildcards.chip).model_keys:
+        return []
+    return [f"results/models/{wildcards.model}/weights.json", *checkpoint_input(wildcards)]
 
 
 def calibration_input(wildcards):

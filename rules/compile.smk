@@ -6,6 +6,7 @@ rule compile_model:
     input:
         onnx="results/models/{model}/model.onnx",
         calibration=calibration_input,
+        model_source=model_source_input,
     output:
         directory("results/compiled/{model}/{chip}/{precision}/{shape}"),
     params:

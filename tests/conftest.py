@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import yaml
 from filelock import FileLock
 from torch import nn
 
+from chipbench import capabilities
 from tests.cifar_fixtures import write_tiny_archive
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,17 +44,21 @@ def write_config(path: Path, data: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, configs=(), cores: int | None = 2, env=None,
+def snakemake(workdir: Path, *args: str, configs=(), cores: int | None = 2,
+              ci_config: bool = True, env: dict | None = None,
               timeout: float = 1800) -> subprocess.CompletedProcess:
-    """Run the real workflow on the CI config plus `workdir/dataset.yaml` and `configs`
-    (cores None: leave them to the executor, as a cluster profile does)."""
-    configfiles = [str(TEST_CONFIG), str(workdir / "dataset.yaml"), *map(str, configs)]
+    """Run the real workflow on the CI config (or, with ci_config=False, on config.yaml alone)
+    plus `workdir/dataset.yaml` and `configs`; `env` adds environment variables; cores None
+    leaves them to the executor, as a cluster profile does."""
+    configfiles = [*([str(TEST_CONFIG)] if ci_config else []), str(workdir / "dataset.yaml"),
+                   *map(str, configs)]
     command = [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
         "--directory", str(workdir), *(["--cores", str(cores)] if cores else []), *args,
         "--configfile", *configfiles,
     ]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +89,25 @@ def copy_run(run: Path, destination: Path) -> Path:
     """A copy of a finished run (modification times kept, so nothing in it is out of date)."""
     shutil.copytree(run, destination, symlinks=True, copy_function=shutil.copy2)
     return destination
+
+
+@pytest.fixture(scope="session", autouse=True)
+def capability_cache(tmp_path_factory):
+    """Every test's capability answers (chipbench.capabilities) live in a folder of the test
+    session, never in the user's cache; a test that fakes an answer uses its own folder."""
+    folder = tmp_path_factory.mktemp("capabilities")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(capabilities.CACHE_ENV_VAR, str(folder))
+        yield folder
+
+
+def fake_answer(cache_dir: Path, key: str, ok: bool, reason: str = "") -> None:
+    """Fake one capability the way a user would: edit the answer in this host's cache file
+    (written by an earlier parse of the same config, e.g. `snakemake -n`)."""
+    path = Path(cache_dir) / capabilities.cache_path().name
+    data = json.loads(path.read_text())
+    data["answers"][key].update(ok=ok, reason=reason)
+    path.write_text(json.dumps(data))
 
 
 def files_under(path: Path) -> list[str]:

@@ -47,7 +47,7 @@ def test_default_matrix_runs_on_cpu_and_lists_the_reports_chips(tmp_path):
     assert cpu_cells == [(m, "cpu", p) for m in ("simclr", "simclrv2")
                          for p in ("fp32", "fp16", "int8")]
     assert ("simclrv2", "cpu_pytorch", "fp32") in plan.accuracy_cells()
-    assert plan.gate_reference == ("cpu_pytorch", "fp32")
+    assert plan.gate_reference("simclr") == ("cpu_pytorch", "fp32")
     assert [b for m, c, p, b in plan.perf_cells() if (m, c, p) == ("simclr", "cpu", "fp32")] == [
         1, 4, 8, 16, 32, 64]
     assert plan.accuracy_batch_size("simclr", "cpu") == 64

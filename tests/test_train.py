@@ -231,6 +231,45 @@ def test_a_resume_file_for_other_settings_is_not_used(tmp_path):
     assert len(history) == 2
 
 
+def test_pytorch_reference_runs_the_weights_trained_here(simclr_trained, tmp_path):
+    """compile_model for cpu_pytorch on what export_onnx leaves after training: model.onnx and
+    weights.json of source 'trained' naming results/models/<model>/trained.pth."""
+    from chipbench import export
+    from chipbench.backends import get
+
+    path, result = simclr_trained
+    folder = tmp_path / "models" / "simclr"
+    checkpoint = folder / "trained.pth"
+    folder.mkdir(parents=True)
+    shutil.copy(path, checkpoint)
+    export.export_onnx(models.build("simclr", checkpoint, 0), folder / "model.onnx", 17)
+    weights = train.trained_weights_info(checkpoint, [result.record])
+    (folder / "weights.json").write_text(json.dumps(weights))
+
+    backend = get("pytorch")
+    chip = {"settings": {"threads": THREADS}}
+    manifest = backend.compile(folder / "model.onnx", tmp_path / "out", "fp32", None, chip, None,
+                               model={"arch": "simclr", "checkpoint": None})
+    assert manifest["weights"]["source"] == "trained" and manifest["weights"]["sha256"] == sha256(path)
+    assert manifest["onnx_check"]["max_rel_error"] < 1e-4
+    runner = backend.load(tmp_path / "out", manifest, chip, THREADS)
+    image = np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)
+    with torch.inference_mode():
+        expected = models.build("simclr", path, 0)(torch.from_numpy(image)).numpy()
+    np.testing.assert_array_equal(runner.run(image), expected)
+
+    checkpoint.write_bytes(checkpoint.read_bytes() + b"retrained")
+    with pytest.raises(UserError, match=r"^checkpoint .*trained.pth changed since model.onnx "
+                                        r"was exported .*: rerun export_onnx$"):
+        backend.compile(folder / "model.onnx", tmp_path / "again", "fp32", None, chip, None,
+                        model={"arch": "simclr", "checkpoint": None})
+    checkpoint.unlink()
+    with pytest.raises(UserError, match=r"^trained checkpoint .*trained.pth is missing: run the "
+                                        r"workflow again to retrain it$"):
+        backend.compile(folder / "model.onnx", tmp_path / "again", "fp32", None, chip, None,
+                        model={"arch": "simclr", "checkpoint": None})
+
+
 # ------------------------------------------------------------------------------ SimCLRv2
 
 

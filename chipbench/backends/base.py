@@ -143,6 +143,11 @@ class Backend(ABC):
     def availability(self, chip: dict) -> Availability:
         """Check toolchain and device without side effects."""
 
+    def precision_availability(self, chip: dict, precision: str) -> Availability:
+        """Whether `precision` can run here on an available chip. Backends whose precisions
+        depend on the hardware (bf16 on a CPU) override; the plan caches the answer."""
+        return Availability(True)
+
     def timing_availability(self, chip: dict) -> Availability:
         """Whether throughput can be measured here. Backends that compile and score on the
         host but time only on the device (a simulator's speed is no chip figure) override."""

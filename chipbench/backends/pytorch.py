@@ -2,10 +2,11 @@
 
 The backend runs the PyTorch model itself, not the ONNX file, so compile rebuilds it from
 what the export rule recorded: the architecture (the model entry's ``arch``, passed in the
-``model`` keyword with the other `model_keys`) and the weights (``weights.json`` beside ``model.onnx``: seeded random
-weights or a checkpoint, whose sha256 must still match). Compile then checks that the rebuilt
-model reproduces ``model.onnx`` under ONNX Runtime, so the reference is the very model the
-other chips run, and stores its state_dict (``model.pt``) for ``load``. A bring-your-own ONNX
+``model`` keyword with the other `model_keys`) and the weights (``weights.json`` beside
+``model.onnx``: seeded random weights, a configured checkpoint or the one trained by the
+workflow, whose sha256 must still match). Compile then checks that the rebuilt model
+reproduces ``model.onnx`` under ONNX Runtime, so the reference is the very model the other
+chips run, and stores its state_dict (``model.pt``) for ``load``. A bring-your-own ONNX
 model has no PyTorch source and cannot run here (UserError).
 
 Inference: ``torch.inference_mode()``, float32, NCHW, ``torch.set_num_threads(threads)``.
@@ -67,11 +68,14 @@ def rebuild(onnx_path: Path, model: dict | None):
         )
     if weights.get("source") == "random":
         return models.build(arch, None, int(weights["seed"])), arch, weights
-    if weights.get("source") == "checkpoint":
+    if weights.get("source") in ("checkpoint", "trained"):
+        # a configured checkpoint, or the one trained here (results/models/<model>/trained.pth)
         checkpoint = Path((model or {}).get("checkpoint") or weights["path"])
         if not checkpoint.is_file():
             raise UserError(
                 f"checkpoint {checkpoint} does not exist: fix the model's checkpoint path"
+                if weights["source"] == "checkpoint" else
+                f"trained checkpoint {checkpoint} is missing: run the workflow again to retrain it"
             )
         sha256 = file_sha256(checkpoint)
         if sha256 != weights.get("sha256"):
