@@ -1,5 +1,6 @@
 # Two entry points on a fresh machine: `make run` (the workflow on config.yaml) and
-# `make test` (the test suite). Both create the pinned virtual environment first.
+# `make test` (style checks, then the test suite). Both create the pinned virtual environment
+# first.
 # ARGS go to Snakemake, e.g. make run ARGS='--config "select={models: [simclr]}"'.
 PYTHON ?= python3
 VENV := .venv
@@ -20,7 +21,7 @@ VENV_LINK := $(LINK_DIR)/$(shell printf '%s' '$(CURDIR)' | cksum | cut -d' ' -f1
 VENV_PYTHON := $(VENV_LINK)/bin/python
 endif
 
-.PHONY: setup run test
+.PHONY: setup run lint test
 
 setup: $(VENV)/.installed
 ifdef VENV_LINK
@@ -36,5 +37,12 @@ $(VENV)/.installed: envs/requirements.txt
 run: setup
 	"$(VENV_PYTHON)" -m snakemake --cores $(CORES) $(ARGS)
 
-test: setup
+# snakefmt and Snakemake's own linter; the linter parses the workflow in an empty folder, so
+# it leaves nothing in this checkout.
+lint: setup
+	"$(VENV_PYTHON)" -m snakefmt --check Snakefile rules/
+	d=$$(mktemp -d) && "$(VENV_PYTHON)" -m snakemake -s Snakefile --directory "$$d" --lint; \
+	  status=$$?; rm -rf "$$d"; exit $$status
+
+test: lint
 	"$(VENV_PYTHON)" -m pytest $(ARGS)

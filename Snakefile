@@ -32,8 +32,10 @@ onstart:
 onsuccess:
     report_gate_failures()
     if report_failed_cells():
-        sys.exit("error: some cells of the matrix failed (listed above): fix their cause, "
-                 "then rerun to compute them again")
+        sys.exit(
+            "error: some cells of the matrix failed (listed above): fix their cause, "
+            "then rerun to compute them again"
+        )
 
 
 onerror:
@@ -41,6 +43,7 @@ onerror:
 
 
 rule all:
+    default_target: True
     input:
         accuracy_results(),
         perf_results(),
@@ -48,4 +51,3 @@ rule all:
         gate_results(),
         linear_probe_results(),
         table_files(),
-    default_target: True

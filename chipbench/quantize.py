@@ -3,12 +3,12 @@
 * :func:`convert_fp16`: every float32 tensor of the graph (weights, activations, graph input and
   output) to float16 with onnxconverter-common. ``keep_io_types=False`` on purpose: with
   ``keep_io_types=True`` the converted model fails to load when an intermediate tensor is also a
-  graph output (REFERENCE.md §2), so the runner casts the input to float16 and the output back.
+  graph output, so the runner casts the input to float16 and the output back.
 * :func:`quantize_int8`: calibrated static INT8 in QDQ format with ONNX Runtime's
   ``quantize_static``: per-channel signed weights (QInt8), **unsigned activations (QUInt8)**
-  (signed activations are slower than FP32 on ONNX Runtime's CPU EP and OpenVINO refuses them,
-  REFERENCE.md §2). The calibration images come from one ``.npy`` file (training images
-  preprocessed exactly like the inference input) and from nowhere else:
+  (signed activations are slower than FP32 on ONNX Runtime's CPU EP and OpenVINO refuses
+  them). The calibration images come from one ``.npy`` file (training images preprocessed
+  exactly like the inference input) and from nowhere else:
   :class:`NpyCalibrationReader` feeds that file, in order, and records what it fed.
 
 ONNX Runtime runs the QDQ file directly; OpenVINO reads the same file and runs it as INT8, so

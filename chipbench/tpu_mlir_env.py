@@ -4,7 +4,7 @@ The `tpu-mlir` wheel runs on Python 3.10 only, so it cannot live in the workflow
 environment. `ensure_venv()` creates a venv with a Python 3.10 interpreter at a cache location
 outside results/ (default `~/.cache/chipbench/tpu-mlir-venv`, or `$CHIPBENCH_TPU_MLIR_VENV`),
 installs `envs/tpu-mlir.txt` into it, applies the fixes the wheel needs on this kind of machine
-(REFERENCE.md §2), and writes a stamp holding the requirements' hash: a second call with the
+(docs/bm1684x.md), and writes a stamp holding the requirements' hash: a second call with the
 same requirements does nothing. `tool_command()` gives the argument list that runs one of the
 TPU-MLIR tools (model_transform.py, run_calibration.py, model_deploy.py, model_runner.py)
 inside that venv.

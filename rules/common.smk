@@ -8,7 +8,9 @@ from pathlib import Path
 # PYTHONPATH, in every job's script, whatever environment (venv or conda) runs it.
 sys.path.insert(0, workflow.basedir)
 os.environ.update(
-    PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.getenv("PYTHONPATH")]))
+    PYTHONPATH=os.pathsep.join(
+        filter(None, [workflow.basedir, os.getenv("PYTHONPATH")])
+    )
 )
 
 from snakemake.exceptions import WorkflowError
@@ -16,7 +18,12 @@ from snakemake.utils import validate
 
 from chipbench import backends, failures
 from chipbench.config import (
-    DATASET_ARCHIVE, SCHEMA, coerce_cli_strings, load_yaml, resolve, schema_error_line,
+    DATASET_ARCHIVE,
+    SCHEMA,
+    coerce_cli_strings,
+    load_yaml,
+    resolve,
+    schema_error_line,
 )
 from chipbench.errors import UserError
 
@@ -25,7 +32,8 @@ def load_plan():
     """Validate the config and resolve the matrix; bad config stops here with one line.
 
     What this host can run comes from its capability cache (chipbench/capabilities.py), so a
-    parse imports no runtime (torch, onnxruntime, openvino) unless a toolchain changed."""
+    parse imports no runtime (torch, onnxruntime, openvino) unless a toolchain changed.
+    """
     try:
         config.update(coerce_cli_strings(config, load_yaml(SCHEMA)))
         validate(config, str(SCHEMA))
@@ -120,7 +128,9 @@ def compiled_batch_size(wildcards):
     looked up among the plan's batch sizes of this model and chip."""
     model, chip = wildcards.model, wildcards.chip
     backend = chip_backend(chip)
-    for batch in PLAN.batch_sizes(model, chip) + [PLAN.accuracy_batch_size(model, chip)]:
+    for batch in PLAN.batch_sizes(model, chip) + [
+        PLAN.accuracy_batch_size(model, chip)
+    ]:
         if backend.artefact_name(batch) == wildcards.shape:
             return backend.compiled_batch_size(batch)
     raise WorkflowError(
@@ -146,7 +156,9 @@ def device_resources():
     """Resource requests per device: 1 unit of the chip's own device, 0 of the others."""
     return {
         f"device_{device}": (
-            lambda wildcards, device=device: int(PLAN.chips[wildcards.chip]["device"] == device)
+            lambda wildcards, device=device: int(
+                PLAN.chips[wildcards.chip]["device"] == device
+            )
         )
         for device in DEVICES
     }
@@ -164,11 +176,15 @@ def placement_resources(device=True, timing=False):
     """
 
     def key(name):
-        return lambda wildcards: (PLAN.chips[wildcards.chip].get("placement") or {}).get(name)
+        return lambda wildcards: (
+            PLAN.chips[wildcards.chip].get("placement") or {}
+        ).get(name)
 
     def exclusive(wildcards):
         chip = PLAN.chips[wildcards.chip]
-        on_host = chip["device"] == "host" or not (chip.get("placement") or {}).get("gres")
+        on_host = chip["device"] == "host" or not (chip.get("placement") or {}).get(
+            "gres"
+        )
         return "--exclusive" if on_host else None
 
     resources = {"slurm_partition": key("partition"), "constraint": key("constraint")}
@@ -228,13 +244,23 @@ def report_gate_failures():
     below = []
     for path in gate_results(selected=False):
         record = failures.read_record(path)
-        if record is not None and not failures.is_failed(record) and not record["gate"]["passed"]:
+        if (
+            record is not None
+            and not failures.is_failed(record)
+            and not record["gate"]["passed"]
+        ):
             gate = record["gate"]
-            below.append(f"{path}: {gate['accuracy']:.2f} < {gate['required_accuracy']:.2f}")
+            below.append(
+                f"{path}: {gate['accuracy']:.2f} < {gate['required_accuracy']:.2f}"
+            )
     if below:
-        print(f"accuracy gate: {len(below)} result(s) below "
-              f"{100 * config['gate']['min_relative_accuracy']:g} % of the reference:",
-              *below, sep="\n  ", file=sys.stderr)
+        print(
+            f"accuracy gate: {len(below)} result(s) below "
+            f"{100 * config['gate']['min_relative_accuracy']:g} % of the reference:",
+            *below,
+            sep="\n  ",
+            file=sys.stderr,
+        )
 
 
 def report_failed_cells():
@@ -246,10 +272,16 @@ def report_failed_cells():
     for output, _ in failed:
         failures.mark_stale(output)
     if failed:
-        print(f"{len(failed)} of {len(outputs)} matrix results failed (the tables show them "
-              "as failed; the next run computes them again):",
-              *(f"{output}: {record['reason']} (log {record['log']})" for output, record in failed),
-              sep="\n  ", file=sys.stderr)
+        print(
+            f"{len(failed)} of {len(outputs)} matrix results failed (the tables show them "
+            "as failed; the next run computes them again):",
+            *(
+                f"{output}: {record['reason']} (log {record['log']})"
+                for output, record in failed
+            ),
+            sep="\n  ",
+            file=sys.stderr,
+        )
     return len(failed)
 
 
@@ -271,16 +303,19 @@ def perf_results(model=None, selected=True):
 
 def compiled_results(model=None, selected=True):
     """Every compiled artefact folder (an untimed chip's compiler estimates live there)."""
-    return sorted({
-        compiled_dir(m, c, p, b)
-        for m, c, p, b in PLAN.compile_cells(selected)
-        if model in (None, m)
-    })
+    return sorted(
+        {
+            compiled_dir(m, c, p, b)
+            for m, c, p, b in PLAN.compile_cells(selected)
+            if model in (None, m)
+        }
+    )
 
 
 def table_files():
     """Every file the report rules write: the tables (Markdown, CSV, HTML view), the figures
-    and their provenance captions (all shown by `snakemake --report results/report.html`)."""
+    and their provenance captions (all shown by `snakemake --report results/report.html`).
+    """
     models = sorted({m for m, _, _ in PLAN.accuracy_cells()})
     return [
         f"results/tables/{m}_{kind}.{ext}"
@@ -306,7 +341,10 @@ def model_source_input(wildcards):
     weights record and the checkpoint it names (none for seeded random weights)."""
     if not chip_backend(wildcards.chip).model_keys:
         return []
-    return [f"results/models/{wildcards.model}/weights.json", *checkpoint_input(wildcards)]
+    return [
+        f"results/models/{wildcards.model}/weights.json",
+        *checkpoint_input(wildcards),
+    ]
 
 
 def calibration_input(wildcards):
@@ -325,10 +363,13 @@ IMPORTED_PATTERNS = {
 
 def imported_results(kind):
     """Input function: result files of `kind` that other hosts made, copied under
-    results/imported/<label>/<model>/<chip>/<precision>/... (docs/DESIGN.md, "Other hosts")."""
+    results/imported/<label>/<model>/<chip>/<precision>/... (docs/DESIGN.md, "Other hosts").
+    """
 
     def paths(wildcards):
-        return sorted(glob.glob(f"results/imported/*/{wildcards.model}/{IMPORTED_PATTERNS[kind]}"))
+        return sorted(
+            glob.glob(f"results/imported/*/{wildcards.model}/{IMPORTED_PATTERNS[kind]}")
+        )
 
     return paths
 
@@ -345,7 +386,8 @@ RESULT_FILES = {
 def table_inputs(kind):
     """Input function: the `kind` files of a model's tables. Cells this run selects are named
     as their rules write them; other cells of the matrix found on disk are named by absolute
-    path, so Snakemake reads them as they are and a targeted run never schedules their jobs."""
+    path, so Snakemake reads them as they are and a targeted run never schedules their jobs.
+    """
 
     def paths(wildcards):
         selected = RESULT_FILES[kind](wildcards.model)
@@ -354,7 +396,9 @@ def table_inputs(kind):
             for path in RESULT_FILES[kind](wildcards.model, selected=False)
             if path not in selected and os.path.exists(path)
         ]
-        imported = imported_results(kind)(wildcards) if kind in IMPORTED_PATTERNS else []
+        imported = (
+            imported_results(kind)(wildcards) if kind in IMPORTED_PATTERNS else []
+        )
         return selected + kept + imported
 
     return paths
@@ -362,7 +406,8 @@ def table_inputs(kind):
 
 def table_context(timed):
     """Params: the matrix one model's tables show (chipbench.report.context.TableContext);
-    `timed` tables treat untimed chips as unavailable and carry the throughput display settings."""
+    `timed` tables treat untimed chips as unavailable and carry the throughput display settings.
+    """
 
     def context(wildcards):
         chips = PLAN.chips_of(wildcards.model)
@@ -372,7 +417,9 @@ def table_context(timed):
             "chips": chips,
             "precisions": {c: PLAN.precisions(c) for c in chips},
             "chip_labels": {c: entry["label"] for c, entry in PLAN.chips.items()},
-            "batch_sizes": sorted({b for c in chips for b in PLAN.batch_sizes(wildcards.model, c)}),
+            "batch_sizes": sorted(
+                {b for c in chips for b in PLAN.batch_sizes(wildcards.model, c)}
+            ),
             "unavailable": PLAN.untimed if timed else PLAN.unavailable,
             "unavailable_precisions": PLAN.unavailable_precisions,
         }
@@ -411,10 +458,18 @@ def table_category(wildcards):
 
 
 def table_output(kind, ext, category="Tables"):
-    form = {"md": "Markdown (table and notes)", "csv": "CSV",
-            "provenance.json": "provenance (settings and full provenance)"}[ext]
-    return reported(f"results/tables/{{model}}_{kind}.{ext}", category, "tables/download",
-                    table=kind, format=form)
+    form = {
+        "md": "Markdown (table and notes)",
+        "csv": "CSV",
+        "provenance.json": "provenance (settings and full provenance)",
+    }[ext]
+    return reported(
+        f"results/tables/{{model}}_{kind}.{ext}",
+        category,
+        "tables/download",
+        table=kind,
+        format=form,
+    )
 
 
 # Training helpers (rules/train.smk): which models train here, their checkpoints.
@@ -459,14 +514,22 @@ def training_records(model):
     """Training records (first stage first) of a model trained here; [] otherwise."""
     if model not in TRAINED_MODELS:
         return []
-    stages = ["pretrained", "trained"] if PLAN.models[model]["arch"] == "simclrv2" else ["trained"]
+    stages = (
+        ["pretrained", "trained"]
+        if PLAN.models[model]["arch"] == "simclrv2"
+        else ["trained"]
+    )
     return [f"results/models/{model}/{stage}.json" for stage in stages]
 
 
 def training_batches(wildcards=None):
     """Every CIFAR-10 training batch the extract rule provides (data_batch_1 .. data_batch_5)."""
     return sorted(
-        (str(path) for path in rules.extract_cifar10.output if Path(path).name.startswith("data_batch_")),
+        (
+            str(path)
+            for path in rules.extract_cifar10.output
+            if Path(path).name.startswith("data_batch_")
+        ),
         key=lambda path: int(path.rsplit("_", 1)[1]),
     )
 
@@ -486,4 +549,7 @@ def print_estimate():
     """Before a run: jobs and estimated minutes per stage (chipbench.estimate)."""
     from chipbench import estimate
 
-    print(estimate.format_estimate(estimate.estimate(PLAN, TRAINED_MODELS)), file=sys.stderr)
+    print(
+        estimate.format_estimate(estimate.estimate(PLAN, TRAINED_MODELS)),
+        file=sys.stderr,
+    )

@@ -9,15 +9,15 @@ rule compile_model:
         model_source=model_source_input,
     output:
         directory("results/compiled/{model}/{chip}/{precision}/{shape}"),
-    params:
-        chip=chip_recipe,
-        batch_size=compiled_batch_size,
-        model=compile_model_keys,
-    resources:
-        **placement_resources(),
     log:
         "logs/compile_model/{model}_{chip}_{precision}_{shape}.log",
     conda:
         "../envs/main.yaml"
+    resources:
+        **placement_resources(),
+    params:
+        chip=chip_recipe,
+        batch_size=compiled_batch_size,
+        model=compile_model_keys,
     script:
         "../workflow_scripts/compile_model.py"

@@ -5,13 +5,13 @@
 rule download_cifar10:
     output:
         DATASET_ARCHIVE,
-    params:
-        url=config["dataset"]["url"],
-        md5=config["dataset"]["md5"],
     log:
         "logs/download_cifar10.log",
     conda:
         "../envs/main.yaml"
+    params:
+        url=config["dataset"]["url"],
+        md5=config["dataset"]["md5"],
     script:
         "../workflow_scripts/download_cifar10.py"
 
@@ -25,12 +25,12 @@ rule extract_cifar10:
             "results/data/cifar-10-batches-py/data_batch_{i}",
             i=range(1, config["dataset"]["train_batches"] + 1),
         ),
-    params:
-        test_images=config["dataset"]["test_images"],
     log:
         "logs/extract_cifar10.log",
     conda:
         "../envs/main.yaml"
+    params:
+        test_images=config["dataset"]["test_images"],
     script:
         "../workflow_scripts/extract_cifar10.py"
 
@@ -42,13 +42,13 @@ rule preprocess_test_set:
         inputs="results/data/{model}/test_inputs.npy",
         labels="results/data/{model}/test_labels.npy",
         timing="results/data/{model}/test_preprocess.json",
-    params:
-        model=model_recipe,
-        seed=config["seed"],
     log:
         "logs/preprocess_test_set/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        model=model_recipe,
+        seed=config["seed"],
     script:
         "../workflow_scripts/preprocess.py"
 
@@ -59,14 +59,14 @@ rule preprocess_calibration_set:
     output:
         inputs="results/data/{model}/calibration_inputs.npy",
         labels="results/data/{model}/calibration_labels.npy",
-    params:
-        model=model_recipe,
-        seed=config["seed"],
-        limit=config["dataset"]["calibration_images"],
     log:
         "logs/preprocess_calibration_set/{model}.log",
     conda:
         "../envs/main.yaml"
+    params:
+        model=model_recipe,
+        seed=config["seed"],
+        limit=config["dataset"]["calibration_images"],
     script:
         "../workflow_scripts/preprocess.py"
 

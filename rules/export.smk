@@ -12,17 +12,17 @@ rule export_onnx:
         onnx="results/models/{model}/model.onnx",
         check="results/models/{model}/export_check.json",
         weights="results/models/{model}/weights.json",
+    log:
+        "logs/export_onnx/{model}.log",
+    wildcard_constraints:
+        model=alternatives(EXPORTED_MODELS),
+    conda:
+        "../envs/main.yaml"
     params:
         model=model_recipe,
         seed=config["seed"],
         opset=config["export"]["opset"],
         check_batch=config["export"]["check_batch"],
-    wildcard_constraints:
-        model=alternatives(EXPORTED_MODELS),
-    log:
-        "logs/export_onnx/{model}.log",
-    conda:
-        "../envs/main.yaml"
     script:
         "../workflow_scripts/export_onnx.py"
 
@@ -35,10 +35,10 @@ rule import_onnx:
         onnx="results/models/{model}/model.onnx",
         check="results/models/{model}/export_check.json",
         weights="results/models/{model}/weights.json",
-    wildcard_constraints:
-        model=alternatives(IMPORTED_MODELS),
     log:
         "logs/import_onnx/{model}.log",
+    wildcard_constraints:
+        model=alternatives(IMPORTED_MODELS),
     conda:
         "../envs/main.yaml"
     script:

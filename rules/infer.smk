@@ -4,7 +4,10 @@
 rule measure_accuracy:
     input:
         compiled=lambda wc: compiled_dir(
-            wc.model, wc.chip, wc.precision, PLAN.accuracy_batch_size(wc.model, wc.chip)
+            wc.model,
+            wc.chip,
+            wc.precision,
+            PLAN.accuracy_batch_size(wc.model, wc.chip),
         ),
         inputs="results/data/{model}/test_inputs.npy",
         labels="results/data/{model}/test_labels.npy",
@@ -14,6 +17,14 @@ rule measure_accuracy:
     output:
         record="results/{model}/{chip}/{precision}/accuracy.json",
         outputs="results/{model}/{chip}/{precision}/outputs.npy",
+    log:
+        "logs/measure_accuracy/{model}_{chip}_{precision}.log",
+    conda:
+        "../envs/main.yaml"
+    threads: device_threads
+    resources:
+        **device_resources(),
+        **placement_resources(timing=True),
     params:
         model=model_recipe,
         chip=chip_recipe,
@@ -26,14 +37,6 @@ rule measure_accuracy:
             if name == PLAN.models[wc.model]["metric"]
         },
         seed=config["seed"],
-    threads: device_threads
-    resources:
-        **device_resources(),
-        **placement_resources(timing=True),
-    log:
-        "logs/measure_accuracy/{model}_{chip}_{precision}.log",
-    conda:
-        "../envs/main.yaml"
     script:
         "../workflow_scripts/measure_accuracy.py"
 
@@ -45,17 +48,17 @@ rule measure_throughput:
         weights="results/models/{model}/weights.json",
     output:
         "results/{model}/{chip}/{precision}/bs{batch}/perf.json",
-    params:
-        chip=chip_recipe,
-        timing=config["timing"],
-    threads: device_threads
-    resources:
-        **device_resources(),
-        **placement_resources(timing=True),
     log:
         "logs/measure_throughput/{model}_{chip}_{precision}_bs{batch}.log",
     conda:
         "../envs/main.yaml"
+    threads: device_threads
+    resources:
+        **device_resources(),
+        **placement_resources(timing=True),
+    params:
+        chip=chip_recipe,
+        timing=config["timing"],
     script:
         "../workflow_scripts/measure_throughput.py"
 
@@ -69,15 +72,15 @@ rule check_accuracy_gate:
         labels="results/data/{model}/test_labels.npy",
     output:
         "results/{model}/{chip}/{precision}/gate.json",
-    params:
-        gate=config["gate"],
-        metrics=config["metrics"],
-        seed=config["seed"],
-    resources:
-        **placement_resources(device=False),
     log:
         "logs/check_accuracy_gate/{model}_{chip}_{precision}.log",
     conda:
         "../envs/main.yaml"
+    resources:
+        **placement_resources(device=False),
+    params:
+        gate=config["gate"],
+        metrics=config["metrics"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/check_accuracy_gate.py"

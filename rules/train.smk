@@ -16,17 +16,17 @@ rule train_simclr:
     output:
         checkpoint="results/models/{model}/trained.pth",
         record="results/models/{model}/trained.json",
+    log:
+        "logs/train_simclr/{model}.log",
+    wildcard_constraints:
+        model=alternatives(trained_models("simclr")),
+    conda:
+        "../envs/main.yaml"
+    threads: train_threads
     params:
         settings=lambda wildcards: train_settings(wildcards.model),
         device=config["train"]["device"],
         seed=config["seed"],
-    threads: train_threads
-    wildcard_constraints:
-        model=alternatives(trained_models("simclr")),
-    log:
-        "logs/train_simclr/{model}.log",
-    conda:
-        "../envs/main.yaml"
     script:
         "../workflow_scripts/train_simclr.py"
 
@@ -37,18 +37,18 @@ rule pretrain_simclrv2:
     output:
         checkpoint="results/models/{model}/pretrained.pth",
         record="results/models/{model}/pretrained.json",
+    log:
+        "logs/pretrain_simclrv2/{model}.log",
+    wildcard_constraints:
+        model=alternatives(trained_models("simclrv2")),
+    conda:
+        "../envs/main.yaml"
+    threads: train_threads
     params:
         settings=lambda wildcards: train_settings(wildcards.model)["pretrain"],
         model=model_recipe,
         device=config["train"]["device"],
         seed=config["seed"],
-    threads: train_threads
-    wildcard_constraints:
-        model=alternatives(trained_models("simclrv2")),
-    log:
-        "logs/pretrain_simclrv2/{model}.log",
-    conda:
-        "../envs/main.yaml"
     script:
         "../workflow_scripts/train_simclrv2.py"
 
@@ -61,18 +61,18 @@ rule train_simclrv2_linear:
     output:
         checkpoint="results/models/{model}/trained.pth",
         record="results/models/{model}/trained.json",
+    log:
+        "logs/train_simclrv2_linear/{model}.log",
+    wildcard_constraints:
+        model=alternatives(trained_models("simclrv2")),
+    conda:
+        "../envs/main.yaml"
+    threads: train_threads
     params:
         settings=lambda wildcards: train_settings(wildcards.model)["linear"],
         model=model_recipe,
         device=config["train"]["device"],
         seed=config["seed"],
-    threads: train_threads
-    wildcard_constraints:
-        model=alternatives(trained_models("simclrv2")),
-    log:
-        "logs/train_simclrv2_linear/{model}.log",
-    conda:
-        "../envs/main.yaml"
     script:
         "../workflow_scripts/train_simclrv2.py"
 
@@ -85,17 +85,17 @@ rule evaluate_linear_probe:
         test=rules.extract_cifar10.output.test,
     output:
         "results/{model}/linear_probe.json",
+    log:
+        "logs/evaluate_linear_probe/{model}.log",
+    wildcard_constraints:
+        model=alternatives(PROBED_MODELS),
+    conda:
+        "../envs/main.yaml"
+    threads: train_threads
     params:
         settings=config["train"]["linear_probe"],
         model=model_recipe,
         device=config["train"]["device"],
         seed=config["seed"],
-    threads: train_threads
-    wildcard_constraints:
-        model=alternatives(PROBED_MODELS),
-    log:
-        "logs/evaluate_linear_probe/{model}.log",
-    conda:
-        "../envs/main.yaml"
     script:
         "../workflow_scripts/linear_probe.py"

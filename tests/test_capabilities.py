@@ -21,6 +21,7 @@ from chipbench import config as cfg
 from chipbench.backends import Availability, get
 from chipbench.errors import UserError
 from tests.conftest import REPO
+from tests.onnx_fixtures import tiny_model
 
 openvino = pytest.importorskip("chipbench.backends.openvino")
 
@@ -225,7 +226,7 @@ def test_selecting_bf16_runs_where_the_host_has_it(tmp_path, monkeypatch):
 
 
 def byo_config(tmp_path, **entry) -> dict:
-    (tmp_path / "m.onnx").write_bytes(b"x")
+    tiny_model(tmp_path / "m.onnx")
     model = {"onnx": "m.onnx", "mean": [0.5] * 3, "std": [0.25] * 3, "metric": "top1", **entry}
     return base_config(models={"resnet20": model, "simclr": {"checkpoint": None}})
 
@@ -267,7 +268,7 @@ def test_the_readme_example_resolves_on_the_default_config(tmp_path):
 
     name, entry = readme_byo_model()
     (tmp_path / entry["onnx"]).parent.mkdir(parents=True)
-    (tmp_path / entry["onnx"]).write_bytes(b"x")
+    tiny_model(tmp_path / entry["onnx"])
     config = base_config()
     config["models"][name] = entry
     plan = cfg.resolve(config, tmp_path, check_availability=False)

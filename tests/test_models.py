@@ -15,7 +15,7 @@ from chipbench import models, provenance
 from chipbench.errors import UserError
 from tests.conftest import perturb_batchnorm
 
-# Keys exactly as published checkpoints spell them (REFERENCE.md 1a, 1b).
+# Keys exactly as published checkpoints spell them (docs/models.md).
 SIMCLR_PUBLISHED_KEYS = {
     "backbone.conv1.weight": (64, 3, 7, 7),
     "backbone.bn1.weight": (64,),

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from chipbench import provenance  # noqa: E402
 from chipbench.report.published import entries, precision_rank  # noqa: E402
 from chipbench.report.records import host_label, source_suffix, weights_label  # noqa: E402
-from chipbench.report.render import write_text  # noqa: E402
+from chipbench.files import write_atomic  # noqa: E402
 
 __all__ = ["FIGURES", "accuracy_figure", "caption_rst", "fps_figure", "latency_figure", "save",
            "write_figure"]
@@ -315,4 +315,4 @@ def write_figure(kind: str, title: str, records: Sequence[Mapping], published_mo
                  chip_labels: Mapping[str, str], png, caption, sources: Sequence[str] = ()) -> None:
     """Draw figure `kind` to `png` and its provenance caption (reStructuredText) to `caption`."""
     save(FIGURES[kind](title, records, published_model, chip_labels), png)
-    write_text(caption, caption_rst(records, sources))
+    write_atomic(caption, caption_rst(records, sources))

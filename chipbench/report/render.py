@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
+from chipbench.files import write_atomic as write_text
 from chipbench.report.context import CANNOT_RUN, FAILED, NOT_RUN, Table
 
 
@@ -26,20 +25,6 @@ def to_markdown(df: pd.DataFrame) -> str:
         headers=[escape(c) for c in df.columns], tablefmt="pipe", disable_numparse=True,
         colalign=("left",) + ("right",) * (df.shape[1] - 1),
     )
-
-
-def write_text(path: Path | str, text: str) -> None:
-    """Write atomically, honouring the umask (NamedTemporaryFile alone would leave 0600)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8", newline=""
-    ) as tmp:
-        tmp.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp.name, 0o666 & ~umask)
-    os.replace(tmp.name, path)
 
 
 def write_table(table: Table, title: str, md, csv, provenance, notes: Sequence[str] = ()) -> None:
