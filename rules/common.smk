@@ -94,6 +94,12 @@ def model_entry(wildcards):
     return PLAN.models[wildcards.model]
 
 
+def metric_settings(wildcards):
+    """The settings of the model's own metric only: another metric's change reruns nothing."""
+    metric = PLAN.models[wildcards.model]["metric"]
+    return {metric: config["metrics"][metric]} if metric in config["metrics"] else {}
+
+
 # Keys of a model's or chip's entry that name it in tables, choose its cells or say where it
 # runs: no result depends on them, so the jobs that compute get the entries without them (as
 # params, which rerun a job when they change): a new title, another batch size or moving a

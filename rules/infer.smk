@@ -30,12 +30,7 @@ rule measure_accuracy:
         chip=chip_recipe,
         batch_size=lambda wc: PLAN.accuracy_batch_size(wc.model, wc.chip),
         images=lambda wc: PLAN.accuracy_images(wc.chip),
-        # Only the model's own metric: another metric's settings change nothing here.
-        metrics=lambda wc: {
-            name: settings
-            for name, settings in config["metrics"].items()
-            if name == PLAN.models[wc.model]["metric"]
-        },
+        metrics=metric_settings,
         seed=config["seed"],
     script:
         "../workflow_scripts/measure_accuracy.py"
@@ -80,7 +75,7 @@ rule check_accuracy_gate:
         **placement_resources(device=False),
     params:
         gate=config["gate"],
-        metrics=config["metrics"],
+        metrics=metric_settings,
         seed=config["seed"],
     script:
         "../workflow_scripts/check_accuracy_gate.py"

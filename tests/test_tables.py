@@ -10,7 +10,7 @@ import pytest
 from chipbench.errors import UserError
 from chipbench.report import accuracy, published as published_figures, records as result_records
 from chipbench.report import render, throughput
-from chipbench.report.context import NOTE_WIDTH, TableContext
+from chipbench.report.context import NOTE_WIDTH, TableContext, first_clause
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED_PATH = REPO / "resources" / "published.yaml"
@@ -326,6 +326,22 @@ def test_a_precision_the_host_cannot_run_is_dash_with_its_reason(published):
     df = accuracy_table(published, [acc("cpu", "fp32", 50.0)], [("cpu", "fp32"), ("cpu", "bf16")],
                         unavailable_precisions={"cpu": {"bf16": "no native bf16"}}).frame
     assert column(df, "bf16")[0] == DASH and column(df, "fp32")[0] == "50.00"
+
+
+def test_long_reasons_shrink_to_their_first_clause_and_stay_whole_in_the_details(published):
+    atc = "atc not found (install the CANN toolkit and source " + "x" * 60 + "/set_env.sh)"
+    table = simclr_fps(
+        published, records=cpu_records(),
+        columns=[("cpu", "fp32"), ("cpu", "bf16"), ("ascend310p", "fp16"), ("ascend310", "fp16")],
+        unavailable={"ascend310": atc, "ascend310p": atc},
+        unavailable_precisions={"cpu": {"bf16": "this CPU has no native bfloat16 (OpenVINO "
+                                                "reports no BF16 capability)"}},
+        details_file="t.provenance.json",
+    )
+    assert ("— cannot run here (full reasons in t.provenance.json): Ascend 310P, Ascend 310: "
+            "atc not found; CPU (ONNX Runtime) bf16: this CPU has no native bfloat16") in table.notes
+    assert f"— cannot run here: Ascend 310: {atc}" in table.details
+    assert first_clause("a: b (c); d") == "a: b" and first_clause("e; f (g)") == "e"
 
 
 def failed_perf(chip, precision, batch, reason="compile failed: atc exited 1", model="simclr"):

@@ -119,6 +119,34 @@ def _listed(title: str, items: Sequence[str], what: str, ctx: TableContext) -> s
                f"{title}: {len(items)} {what}, listed in {ctx.details_file}")
 
 
+def first_clause(reason: str) -> str:
+    """The head of a reason, before its parenthesised detail or fix ("atc not found")."""
+    return reason.split(" (", 1)[0].split("; ", 1)[0]
+
+
+def cannot_run_reasons(ctx: TableContext) -> list[tuple[str, str]]:
+    """(column, reason) of every chip, or chip precision, of the table that cannot run here."""
+    labels = ctx.labels
+    reasons = [(labels.row(chip), ctx.unavailable[chip]) for chip in ctx.chips if chip in ctx.unavailable]
+    return reasons + [(f"{labels.row(chip)} {precision}", reason)
+                      for chip in ctx.chips if chip not in ctx.unavailable
+                      for precision, reason in sorted((ctx.unavailable_precisions.get(chip) or {}).items())]
+
+
+def _cannot_run_note(reasons: Sequence[tuple[str, str]], ctx: TableContext) -> str:
+    """Every cell that cannot run here with its reason: in full when that fits a note, else
+    each reason's first clause, columns sharing it named together (the full reasons are in
+    the provenance file); a count only when even that is too long."""
+    title = f"{CANNOT_RUN} cannot run here"
+    full = f"{title}: " + "; ".join(f"{where}: {reason}" for where, reason in reasons)
+    grouped: dict[str, list[str]] = {}
+    for where, reason in reasons:
+        grouped.setdefault(first_clause(reason), []).append(where)
+    short = f"{title} (full reasons in {ctx.details_file}): " + "; ".join(
+        f"{', '.join(wheres)}: {reason}" for reason, wheres in grouped.items())
+    return fit(full, fit(short, f"{title}: {len(reasons)} columns, listed in {ctx.details_file}"))
+
+
 def standard_notes(ctx: TableContext, shown: Sequence[Mapping], failed: Sequence[Mapping],
                    cells: Iterable[str], marks: Sequence[str] = ()) -> list[str]:
     """The notes after a table's metric line: marks, what cannot run, what failed, weights
@@ -136,12 +164,9 @@ def standard_notes(ctx: TableContext, shown: Sequence[Mapping], failed: Sequence
     if meaning or imported:
         text = "marks: " + "; ".join(meaning + [f"[{label}] measured on {host}" for label, host in imported])
         notes.append(fit(text, "marks: " + "; ".join(meaning)))
-    reasons = [f"{labels.row(chip)}: {ctx.unavailable[chip]}" for chip in ctx.chips if chip in ctx.unavailable]
-    reasons += [f"{labels.row(chip)} {precision}: {reason}"
-                for chip in ctx.chips if chip not in ctx.unavailable
-                for precision, reason in sorted((ctx.unavailable_precisions.get(chip) or {}).items())]
+    reasons = cannot_run_reasons(ctx)
     if reasons and CANNOT_RUN in texts:
-        notes.append(_listed(f"{CANNOT_RUN} cannot run here", reasons, "chips", ctx))
+        notes.append(_cannot_run_note(reasons, ctx))
     if failed:
         notes.append(_listed(FAILED, [
             f"{cell_name(r, labels.row)}: {r.get('reason')} ({r.get('log')})" for r in failed
@@ -161,11 +186,13 @@ def standard_notes(ctx: TableContext, shown: Sequence[Mapping], failed: Sequence
 
 
 def provenance_details(records: Sequence[Mapping], ctx: TableContext) -> list[str]:
-    """Weights, hosts and runtimes behind the cells shown, then their full provenance."""
+    """Why columns cannot run here (in full), then the weights, hosts and runtimes behind the
+    cells shown, then their full provenance."""
+    reasons = [f"{CANNOT_RUN} cannot run here: {where}: {reason}" for where, reason in cannot_run_reasons(ctx)]
     if not records:
-        return []
+        return reasons
     labels = ctx.labels
-    details = ["weights: " + "; ".join(sorted({weights_label(r.get("weights") or {}) for r in records})),
+    details = reasons + ["weights: " + "; ".join(sorted({weights_label(r.get("weights") or {}) for r in records})),
                "host: " + "; ".join(sorted({host_label(r.get("host") or {}) for r in records}))]
     runtimes: dict[str, set[str]] = {}
     for r in records:
