@@ -120,8 +120,8 @@ def _listed(title: str, items: Sequence[str], what: str, ctx: TableContext) -> s
 
 
 def first_clause(reason: str) -> str:
-    """The head of a reason, before its parenthesised detail or fix ("atc not found")."""
-    return reason.split(" (", 1)[0].split("; ", 1)[0]
+    """The head of a reason, before its detail or fix ("atc not found")."""
+    return reason.split(" (", 1)[0].split("; ", 1)[0].split(": ", 1)[0]
 
 
 def cannot_run_reasons(ctx: TableContext) -> list[tuple[str, str]]:
@@ -136,13 +136,13 @@ def cannot_run_reasons(ctx: TableContext) -> list[tuple[str, str]]:
 def _cannot_run_note(reasons: Sequence[tuple[str, str]], ctx: TableContext) -> str:
     """Every cell that cannot run here with its reason: in full when that fits a note, else
     each reason's first clause, columns sharing it named together (the full reasons are in
-    the provenance file); a count only when even that is too long."""
+    the provenance file the config-hash note names); a count only when even that is too long."""
     title = f"{CANNOT_RUN} cannot run here"
     full = f"{title}: " + "; ".join(f"{where}: {reason}" for where, reason in reasons)
     grouped: dict[str, list[str]] = {}
     for where, reason in reasons:
         grouped.setdefault(first_clause(reason), []).append(where)
-    short = f"{title} (full reasons in {ctx.details_file}): " + "; ".join(
+    short = f"{title}: " + "; ".join(
         f"{', '.join(wheres)}: {reason}" for reason, wheres in grouped.items())
     return fit(full, fit(short, f"{title}: {len(reasons)} columns, listed in {ctx.details_file}"))
 
