@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from chipbench.errors import UserError
+from chipbench.files import publish
 
 __all__ = [
     "STAGES",
@@ -90,10 +91,7 @@ def save_checkpoint(obj: object, path: Path | str) -> str:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
+        publish(tmp, path)  # mkstemp makes 0600: publish gives the umask's permissions
     except BaseException:
         try:
             os.unlink(tmp)
