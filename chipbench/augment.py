@@ -39,6 +39,7 @@ way, normalised with the model's mean and std.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -84,10 +85,12 @@ def crop_params(rng: np.random.Generator, height: int, width: int,
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def _axis_weights(start: int, length: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _axis_weights(start, length, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source indices ``lo``, ``hi`` and weight ``frac`` (float32) to resample pixels
     ``start .. start+length-1`` of one axis to ``out`` pixels, half-pixel centres,
-    clamped to the crop."""
+    clamped to the crop; ``start`` and ``length`` are (n,) arrays, the results (n, out)."""
+    start = np.asarray(start, dtype=np.intp)[:, None]
+    length = np.asarray(length, dtype=np.intp)[:, None]
     src = (np.arange(out, dtype=np.float64) + 0.5) * (length / out) - 0.5
     src = np.clip(src, 0.0, length - 1)
     lo = np.floor(src).astype(np.intp)
@@ -96,50 +99,80 @@ def _axis_weights(start: int, length: int, out: int) -> tuple[np.ndarray, np.nda
     return lo + start, hi + start, frac
 
 
-def resized_crop(img: np.ndarray, top: int, left: int, h: int, w: int, size: int = SIZE) -> np.ndarray:
-    """Bilinear resize of ``img[:, top:top+h, left:left+w]`` (float32 CHW) to ``size``x``size``.
+def _lerp_along(img: np.ndarray, lo: np.ndarray, hi: np.ndarray, frac: np.ndarray,
+                axis: int) -> np.ndarray:
+    """``a + frac * (b - a)`` with ``a``, ``b`` each image's pixels ``lo``, ``hi`` along
+    ``axis`` (2: rows, 3: columns) of a batch (N, C, H, W); ``lo``, ``hi``, ``frac`` are
+    (N, out)."""
+    moved = np.moveaxis(img, axis, 1)
+    n, length = moved.shape[:2]
+    # one take of whole pixel rows (or columns) from a flat copy: far faster than a
+    # four-dimensional fancy index
+    flat = np.ascontiguousarray(moved).reshape(n * length, -1)
+    first = (np.arange(n) * length)[:, None]
+    a = flat[first + lo]
+    b = flat[first + hi]
+    out = a + frac[..., None] * (b - a)
+    return np.moveaxis(out.reshape((n, lo.shape[1]) + moved.shape[2:]), 1, axis)
 
-    Written as ``a + t * (b - a)`` so a constant region stays exactly constant.
+
+def resized_crop(img: np.ndarray, top, left, h, w, size: int = SIZE) -> np.ndarray:
+    """Bilinear resize of ``img[..., top:top+h, left:left+w]`` to ``size``x``size``.
+
+    ``img`` is float32 CHW, or a batch (N, C, H, W) with ``top``, ``left``, ``h``, ``w``
+    scalars or one per image. Written as ``a + t * (b - a)`` so a constant region stays
+    exactly constant.
     """
-    y0, y1, fy = _axis_weights(top, h, size)
-    x0, x1, fx = _axis_weights(left, w, size)
-    a = img[:, y0, :]
-    rows = a + fy[:, None] * (img[:, y1, :] - a)  # (C, size, W)
-    a = rows[:, :, x0]
-    return a + fx * (rows[:, :, x1] - a)
+    batch = img.reshape((-1,) + img.shape[-3:])
+    n = batch.shape[0]
+    y0, y1, fy = _axis_weights(np.broadcast_to(top, n), np.broadcast_to(h, n), size)
+    x0, x1, fx = _axis_weights(np.broadcast_to(left, n), np.broadcast_to(w, n), size)
+    out = _lerp_along(_lerp_along(batch, y0, y1, fy, axis=2), x0, x1, fx, axis=3)
+    return out.reshape(img.shape[:-2] + (size, size))
+
+
+def _per_image(values, img: np.ndarray) -> np.ndarray:
+    """A scalar, or one value per image of the batch ``img``, as float32 that broadcasts
+    against ``img`` (..., C, H, W)."""
+    values = np.asarray(values, dtype=np.float32)
+    return values.reshape(values.shape + (1,) * (img.ndim - values.ndim))
 
 
 def grayscale(img: np.ndarray) -> np.ndarray:
-    """Luma ``0.299 R + 0.587 G + 0.114 B`` of a float32 CHW image, shape (H, W)."""
-    return _LUMA[0] * img[0] + _LUMA[1] * img[1] + _LUMA[2] * img[2]
+    """Luma ``0.299 R + 0.587 G + 0.114 B`` of float32 (..., 3, H, W) images: (..., H, W)."""
+    return _LUMA[0] * img[..., 0, :, :] + _LUMA[1] * img[..., 1, :, :] + _LUMA[2] * img[..., 2, :, :]
 
 
-def _blend(img: np.ndarray, other, factor: float) -> np.ndarray:
-    f = np.float32(factor)
+def _blend(img: np.ndarray, other, factor) -> np.ndarray:
+    f = _per_image(factor, img)
     out = f * img + (_ONE - f) * other
     return np.clip(out, _ZERO, _ONE, out=out)
 
 
-def adjust_brightness(img: np.ndarray, factor: float) -> np.ndarray:
-    out = img * np.float32(factor)
+def adjust_brightness(img: np.ndarray, factor) -> np.ndarray:
+    out = img * _per_image(factor, img)
     return np.clip(out, _ZERO, _ONE, out=out)
 
 
-def adjust_contrast(img: np.ndarray, factor: float) -> np.ndarray:
-    return _blend(img, np.float32(grayscale(img).mean(dtype=np.float32)), factor)
+def adjust_contrast(img: np.ndarray, factor) -> np.ndarray:
+    gray = grayscale(img)
+    # one contiguous run per image, so the sum is the same whatever the batch holds
+    mean = gray.reshape(gray.shape[:-2] + (-1,)).mean(axis=-1, dtype=np.float32)
+    return _blend(img, mean[..., None, None, None], factor)
 
 
-def adjust_saturation(img: np.ndarray, factor: float) -> np.ndarray:
-    return _blend(img, grayscale(img)[None], factor)
+def adjust_saturation(img: np.ndarray, factor) -> np.ndarray:
+    return _blend(img, grayscale(img)[..., None, :, :], factor)
 
 
-def adjust_hue(img: np.ndarray, shift: float) -> np.ndarray:
-    """Rotate the HSV hue of a float32 CHW RGB image in [0, 1] by ``shift`` turns.
+def adjust_hue(img: np.ndarray, shift) -> np.ndarray:
+    """Rotate the HSV hue of float32 RGB images (..., 3, H, W) in [0, 1] by ``shift`` turns
+    (a scalar or one per image).
 
     Value (max channel) and saturation are kept, so each pixel keeps its max and min
     channel values; gray pixels are unchanged.
     """
-    r, g, b = img[0], img[1], img[2]
+    r, g, b = img[..., 0, :, :], img[..., 1, :, :], img[..., 2, :, :]
     vmax = np.maximum(np.maximum(r, g), b)
     vmin = np.minimum(np.minimum(r, g), b)
     delta = vmax - vmin
@@ -147,62 +180,95 @@ def adjust_hue(img: np.ndarray, shift: float) -> np.ndarray:
     # hue in sixths of a turn, in [0, 6)
     hue = np.where(vmax == r, (g - b) / safe,
                    np.where(vmax == g, (b - r) / safe + np.float32(2.0), (r - g) / safe + np.float32(4.0)))
-    hue = np.mod(hue + np.float32(6.0 * shift), np.float32(6.0))
+    sixths = (6.0 * np.asarray(shift, dtype=np.float64)).astype(np.float32)
+    hue = np.mod(hue + sixths.reshape(sixths.shape + (1, 1)), np.float32(6.0))
     # channel n (R: 5, G: 3, B: 1) = vmax - delta * clip(min(k, 4 - k), 0, 1), k = (n + hue) mod 6
-    k = np.mod(np.array([5.0, 3.0, 1.0], dtype=np.float32)[:, None, None] + hue, np.float32(6.0))
+    k = np.mod(np.array([5.0, 3.0, 1.0], dtype=np.float32)[:, None, None] + hue[..., None, :, :],
+               np.float32(6.0))
     ramp = np.clip(np.minimum(k, np.float32(4.0) - k), _ZERO, _ONE)
-    out = vmax - delta * ramp
+    out = vmax[..., None, :, :] - delta[..., None, :, :] * ramp
     return np.clip(out, _ZERO, _ONE, out=out)
 
 
-def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """3-tap Gaussian blur of a float32 CHW image, reflect padding, separable.
+def gaussian_blur(img: np.ndarray, sigma) -> np.ndarray:
+    """3-tap Gaussian blur of float32 (..., C, H, W) images, reflect padding, separable;
+    ``sigma`` a scalar or one per image.
 
     Each pass computes ``x + a * (left + right - 2 x)`` with ``a`` the normalised side
     weight, which equals the weighted sum and keeps a constant image exactly constant.
     """
-    side = math.exp(-1.0 / (2.0 * sigma * sigma))
-    a = np.float32(side / (1.0 + 2.0 * side))
+    side = np.exp(-1.0 / (2.0 * np.square(np.asarray(sigma, dtype=np.float64))))
+    a = _per_image(side / (1.0 + 2.0 * side), img)
     two = np.float32(2.0)
-    # along H
-    p = np.concatenate([img[:, 1:2], img, img[:, -2:-1]], axis=1)
-    out = img + a * (p[:, :-2] + p[:, 2:] - two * img)
-    # along W
-    p = np.concatenate([out[:, :, 1:2], out, out[:, :, -2:-1]], axis=2)
-    out = out + a * (p[:, :, :-2] + p[:, :, 2:] - two * out)
-    return out
+    p = np.concatenate([img[..., 1:2, :], img, img[..., -2:-1, :]], axis=-2)  # along H
+    out = img + a * (p[..., :-2, :] + p[..., 2:, :] - two * img)
+    p = np.concatenate([out[..., 1:2], out, out[..., -2:-1]], axis=-1)  # along W
+    return out + a * (p[..., :-2] + p[..., 2:] - two * out)
 
 
 _JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 
 
-def _crop_flip_jitter(img: np.ndarray, rng: np.random.Generator, jitter) -> np.ndarray:
-    """Random resized crop, flip and (with JITTER_P) colour jitter with the ranges ``jitter``
-    (brightness, contrast, saturation, hue) in a random order: the start of every view."""
-    _, height, width = img.shape
-    top, left, h, w = crop_params(rng, height, width)
-    view = resized_crop(img, top, left, h, w)
-    if rng.random() < FLIP_P:
-        view = view[:, :, ::-1]
-    if rng.random() < JITTER_P:
-        order = rng.permutation(4)
-        factors = tuple(rng.uniform(*bounds) for bounds in jitter)
-        for op in order:
-            view = _JITTER_OPS[op](view, factors[op])
-    return view
+@dataclass(frozen=True)
+class ViewDraws:
+    """The random choices of a batch of views, one row per view."""
+
+    crops: np.ndarray  #: (V, 4) int: top, left, height, width
+    flip: np.ndarray  #: (V,) bool
+    jitter_order: np.ndarray  #: (V, 4) int: the jitter ops in the order applied; -1: no jitter
+    jitter_factors: np.ndarray  #: (V, 4): brightness, contrast, saturation, hue shift
+    gray: np.ndarray  #: (V,) bool
+    blur_sigma: np.ndarray | None  #: (V,), or None for views without blur
 
 
-def one_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One SimCLR view of a float32 CHW image in [0, 1], drawing from ``rng``.
+def view_draws(n_images: int, seed: int, *, start_index: int = 0,
+               jitter=(BRIGHTNESS, CONTRAST, SATURATION, HUE), blur: bool = True) -> ViewDraws:
+    """The choices of two views per image: image ``k`` draws from its own generator
+    ``np.random.default_rng([seed, start_index + k])``, view 0 first.
 
-    Draw order: crop (area, log-ratio per attempt, then top, left), flip, jitter-applied,
-    [order, brightness, contrast, saturation, hue if applied], grayscale, blur sigma.
+    Draw order per view: crop (area, log-ratio per attempt, then top, left), flip,
+    jitter-applied, [order, brightness, contrast, saturation, hue if applied], grayscale,
+    blur sigma (when ``blur``).
     """
-    view = _crop_flip_jitter(img, rng, (BRIGHTNESS, CONTRAST, SATURATION, HUE))
-    if rng.random() < GRAYSCALE_P:
-        view = np.broadcast_to(grayscale(view), view.shape)
-    view = gaussian_blur(view, rng.uniform(*BLUR_SIGMA))
-    return np.clip(view, _ZERO, _ONE, out=view)
+    rows = []
+    for k in range(n_images):
+        rng = np.random.default_rng([seed, start_index + k])
+        for _ in range(2):
+            crop = crop_params(rng, SIZE, SIZE)
+            flip = rng.random() < FLIP_P
+            order, factors = (-1,) * 4, (0.0,) * 4
+            if rng.random() < JITTER_P:
+                order = tuple(rng.permutation(4))
+                factors = tuple(rng.uniform(*bounds) for bounds in jitter)
+            gray = rng.random() < GRAYSCALE_P
+            sigma = rng.uniform(*BLUR_SIGMA) if blur else 0.0
+            rows.append((crop, flip, order, factors, gray, sigma))
+    crops, flips, orders, factors, grays, sigmas = zip(*rows) if rows else ((),) * 6
+    return ViewDraws(
+        crops=np.array(crops, dtype=np.intp).reshape(-1, 4),
+        flip=np.array(flips, dtype=bool),
+        jitter_order=np.array(orders, dtype=np.intp).reshape(-1, 4),
+        jitter_factors=np.array(factors, dtype=np.float64).reshape(-1, 4),
+        gray=np.array(grays, dtype=bool),
+        blur_sigma=np.array(sigmas, dtype=np.float64) if blur else None,
+    )
+
+
+def apply_draws(images: np.ndarray, draws: ViewDraws) -> np.ndarray:
+    """Views ``2k`` and ``2k + 1`` of uint8 ``images[k]`` as float32 in [0, 1], made with
+    ``draws``: crop, flip, colour jitter in each view's order, grayscale, blur, clamp."""
+    views = resized_crop(np.repeat(images, 2, axis=0).astype(np.float32) / np.float32(255.0),
+                         *draws.crops.T)
+    views = np.where(draws.flip[:, None, None, None], views[..., ::-1], views)
+    for position in range(4):
+        for op, adjust in enumerate(_JITTER_OPS):
+            chosen = np.flatnonzero(draws.jitter_order[:, position] == op)
+            if chosen.size:
+                views[chosen] = adjust(views[chosen], draws.jitter_factors[chosen, op])
+    views = np.where(draws.gray[:, None, None, None], grayscale(views)[:, None], views)
+    if draws.blur_sigma is not None:
+        views = gaussian_blur(views, draws.blur_sigma)
+    return np.clip(views, _ZERO, _ONE, out=views)
 
 
 def _progress_callback(progress, total: int):
@@ -217,7 +283,21 @@ def _progress_callback(progress, total: int):
     except Exception:
         return None, None
     bar = tqdm(total=total, unit="img", desc="SimCLR views")
-    return (lambda done: bar.update(1)), bar.close
+    return (lambda done: bar.update(done - bar.n)), bar.close
+
+
+def _check_images(images, seed: int, start_index: int) -> np.ndarray:
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (3, SIZE, SIZE):
+        raise ValueError(f"images must be uint8 of shape (N, 3, {SIZE}, {SIZE}), got {images.dtype} {images.shape}")
+    if int(seed) < 0 or int(start_index) < 0:
+        raise ValueError("seed and start_index must be non-negative")
+    return images
+
+
+#: Images augmented at once: large enough for numpy to vectorise well, small enough to stay
+#: in cache-friendly memory and to report progress.
+CHUNK = 256
 
 
 def simclr_views(images: np.ndarray, seed: int, *, start_index: int = 0,
@@ -233,27 +313,19 @@ def simclr_views(images: np.ndarray, seed: int, *, start_index: int = 0,
 
     ``progress``: None (default) for no reporting, True for a tqdm bar when tqdm is
     installed (silently nothing otherwise), or a callable ``progress(done, total)``
-    called after each image.
+    called after each chunk of :data:`CHUNK` images.
     """
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (3, SIZE, SIZE):
-        raise ValueError(f"images must be uint8 of shape (N, 3, {SIZE}, {SIZE}), got {images.dtype} {images.shape}")
-    seed = int(seed)
-    start_index = int(start_index)
-    if seed < 0 or start_index < 0:
-        raise ValueError("seed and start_index must be non-negative")
+    images = _check_images(images, seed, start_index)
     n = images.shape[0]
     out = np.empty((2 * n, 3, SIZE, SIZE), dtype=np.float32)
     update, close = _progress_callback(progress, n)
-    scale = np.float32(255.0)
     try:
-        for k in range(n):
-            rng = np.random.default_rng([seed, start_index + k])
-            img = images[k].astype(np.float32) / scale
-            out[2 * k] = one_view(img, rng)
-            out[2 * k + 1] = one_view(img, rng)
+        for first in range(0, n, CHUNK):
+            chunk = images[first:first + CHUNK]
+            draws = view_draws(len(chunk), int(seed), start_index=int(start_index) + first)
+            out[2 * first:2 * (first + len(chunk))] = apply_draws(chunk, draws)
             if update is not None:
-                update(k + 1)
+                update(first + len(chunk))
     finally:
         if close is not None:
             close()
@@ -263,33 +335,20 @@ def simclr_views(images: np.ndarray, seed: int, *, start_index: int = 0,
 # ------------------------------------------------------------------------------ SimCLRv2
 
 #: Views of the SimCLRv2 (leftthomas) recipe: ColorJitter(0.4, 0.4, 0.4, 0.1) with p = 0.8.
-#: Ranges of brightness, contrast, saturation and hue, as for `one_view`.
+#: Ranges of brightness, contrast, saturation and hue, as for :func:`simclr_views`.
 V2_JITTER = ((0.6, 1.4), (0.6, 1.4), (0.6, 1.4), (-0.1, 0.1))
 
 
-def _v2_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One leftthomas-style view of a float32 CHW image in [0, 1] (no blur, milder jitter)."""
-    view = _crop_flip_jitter(img, rng, V2_JITTER)
-    if rng.random() < GRAYSCALE_P:
-        view = np.broadcast_to(grayscale(view), view.shape)
-    return np.clip(view, np.float32(0.0), np.float32(1.0))
-
-
 def simclrv2_views(images: np.ndarray, seed: int, mean, std, *, start_index: int = 0) -> np.ndarray:
-    """Two views per image for SimCLRv2 stage 1, normalised: float32 (2N, 3, 32, 32).
+    """Two views per image for SimCLRv2 stage 1 (no blur, milder jitter), normalised:
+    float32 (2N, 3, 32, 32).
 
     Rows ``2k`` and ``2k + 1`` are the views of ``images[k]``, drawn from
     ``np.random.default_rng([seed, start_index + k])`` (like :func:`simclr_views`).
     """
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (3, 32, 32):
-        raise ValueError(f"images must be uint8 (N, 3, 32, 32), got {images.dtype} {images.shape}")
+    images = _check_images(images, seed, start_index)
     mean = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
     std = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
-    out = np.empty((2 * len(images), 3, 32, 32), dtype=np.float32)
-    for k, image in enumerate(images):
-        rng = np.random.default_rng([int(seed), int(start_index) + k])
-        img = image.astype(np.float32) / np.float32(255.0)
-        out[2 * k] = (_v2_view(img, rng) - mean) / std
-        out[2 * k + 1] = (_v2_view(img, rng) - mean) / std
-    return out
+    draws = view_draws(len(images), int(seed), start_index=int(start_index), jitter=V2_JITTER,
+                       blur=False)
+    return (apply_draws(images, draws) - mean) / std

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from scipy import stats
 
 from chipbench.errors import UserError
 
@@ -152,6 +151,8 @@ def summarize_trials(trial_latencies_ms, batch_size: int) -> dict:
     )
     if fps.size < 2:
         raise UserError(f"{fps.size} trial(s) cannot give a spread: time at least 2 (timing.trials)")
+    from scipy import stats  # here, not at the top: it costs every job that imports a backend 0.6 s
+
     mean = float(fps.mean())
     half_width = float(stats.t.ppf(0.975, fps.size - 1) * fps.std(ddof=1) / np.sqrt(fps.size))
     return {

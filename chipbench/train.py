@@ -205,8 +205,28 @@ def _steps_per_epoch(n_images: int, batch_size: int, what: str) -> int:
     return n_images // batch_size  # the last partial batch is dropped, as both sources do
 
 
+def _step_views(data: TrainingSet, batch: int, seed: int, stage: int,
+                views: Callable[[np.ndarray, int, int], object]) -> Callable[[int, int], object]:
+    """``step_views(epoch, index)``: ``views(images, view_seed, start_index)`` of step
+    ``index``'s images in the epoch's seeded order, each image's views drawn from its own
+    generator."""
+    orders: dict[int, np.ndarray] = {}
+
+    def step_views(epoch: int, index: int):
+        if epoch not in orders:
+            orders.clear()
+            orders[epoch] = np.random.default_rng(
+                derive_seed(seed, stage, 1, epoch)).permutation(len(data.images))
+        chosen = orders[epoch][index * batch:(index + 1) * batch]
+        return views(data.images[chosen], derive_seed(seed, stage, 2, epoch), index * batch)
+
+    return step_views
+
+
 def _environment(device: torch.device, threads: int) -> dict:
-    return {"device": str(device), "threads": int(threads), "torch": torch.__version__}
+    """What the arithmetic depends on beside the settings: part of the resume fingerprint."""
+    return {"device": str(device), "threads": int(threads), "torch": torch.__version__,
+            "small_map_convolutions": "dense"}
 
 
 @dataclass
@@ -245,19 +265,16 @@ def train_simclr(
     optimizer = torch.optim.Adam(model.parameters(), lr=float(settings["learning_rate"]),
                                  weight_decay=float(settings["weight_decay"]))
     scheduler = _cosine(optimizer, epochs * steps)
-    orders: dict[int, np.ndarray] = {}
+
+    def views(images: np.ndarray, view_seed: int, start_index: int) -> torch.Tensor:
+        pairs = augment.simclr_views(images, view_seed, start_index=start_index)
+        # sthalles' layout: all first views, then all second views, in one forward pass.
+        return as_channels_last(torch.from_numpy(np.concatenate([pairs[0::2], pairs[1::2]])))
+
+    step_views = _step_views(data, batch, seed, STAGES["simclr"], views)
 
     def step(epoch: int, index: int) -> float:
-        if epoch not in orders:
-            orders.clear()
-            orders[epoch] = np.random.default_rng(
-                derive_seed(seed, STAGES["simclr"], 1, epoch)).permutation(len(data.images))
-        chosen = orders[epoch][index * batch:(index + 1) * batch]
-        views = augment.simclr_views(data.images[chosen], derive_seed(seed, STAGES["simclr"], 2, epoch),
-                                     start_index=index * batch)
-        # sthalles' layout: all first views, then all second views, in one forward pass.
-        x = torch.from_numpy(np.concatenate([views[0::2], views[1::2]])).to(device)
-        loss = nt_xent_loss(forward(as_channels_last(x)), temperature)
+        loss = nt_xent_loss(forward(step_views(epoch, index).to(device)), temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -341,19 +358,16 @@ def pretrain_simclrv2(
     optimizer = torch.optim.Adam(model.parameters(), lr=float(settings["learning_rate"]),
                                  weight_decay=float(settings["weight_decay"]))
     scheduler = _cosine(optimizer, epochs * steps)
-    orders: dict[int, np.ndarray] = {}
+
+    def views(images: np.ndarray, view_seed: int, start_index: int) -> tuple[torch.Tensor, ...]:
+        pairs = augment.simclrv2_views(images, view_seed, mean, std, start_index=start_index)
+        return tuple(as_channels_last(torch.from_numpy(pairs[k::2])) for k in range(2))
+
+    step_views = _step_views(data, batch, seed, stage, views)
 
     def step(epoch: int, index: int) -> float:
-        if epoch not in orders:
-            orders.clear()
-            orders[epoch] = np.random.default_rng(
-                derive_seed(seed, stage, 1, epoch)).permutation(len(data.images))
-        chosen = orders[epoch][index * batch:(index + 1) * batch]
-        views = augment.simclrv2_views(data.images[chosen], derive_seed(seed, stage, 2, epoch), mean, std,
-                               start_index=index * batch)
         # leftthomas: each view batch through the network on its own (BatchNorm per view batch).
-        z1 = forward(as_channels_last(torch.from_numpy(views[0::2]).to(device)))
-        z2 = forward(as_channels_last(torch.from_numpy(views[1::2]).to(device)))
+        z1, z2 = (forward(x.to(device)) for x in step_views(epoch, index))
         loss = nt_xent_loss(torch.cat([z1, z2]), temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -4,10 +4,11 @@ model preparation that makes CPU training fast.
 
 Speed on a CPU (measured by benchmarks/train_step.py): the conv nets train in channels_last
 memory format (oneDNN's native layout; the default NCHW makes it reorder around every
-convolution) and, with the recipe's ``compile`` setting, through ``torch.compile`` (inductor fuses
-BatchNorm, ReLU and the adds into the convolutions' neighbours). Both change the order of
-floating-point operations, not the maths: a run is still byte-identical for a given thread
-count and compile setting (part of the settings the resume state is fingerprinted with).
+convolution), convolutions on maps smaller than their kernel run as one matrix multiply
+(:mod:`chipbench.dense_conv`) and, with the recipe's ``compile`` setting, the model runs through
+``torch.compile``. All of these change the order of floating-point operations, not the maths:
+a run is still byte-identical for a given thread count and compile setting (part of the
+settings the resume state is fingerprinted with).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from chipbench.dense_conv import densify_small_convolutions
 from chipbench.errors import UserError
 from chipbench.files import publish
 
@@ -61,9 +63,11 @@ def setup_threads(threads: int) -> int:
 
 
 def prepare_model(model: nn.Module, device: torch.device, compile_model: bool) -> nn.Module:
-    """``model`` on ``device`` in channels_last, and the module to call for training steps:
-    ``torch.compile(model)`` when ``compile_model`` (it shares the parameters, so the
-    optimizer and state_dict of ``model`` stay valid), else ``model`` itself."""
+    """``model`` on ``device`` in channels_last with its small-map convolutions dense
+    (:func:`~chipbench.dense_conv.densify_small_convolutions`), and the module to call for
+    training steps: ``torch.compile(model)`` when ``compile_model`` (it shares the
+    parameters, so the optimizer and state_dict of ``model`` stay valid), else ``model``."""
+    densify_small_convolutions(model)
     model.to(device=device, memory_format=torch.channels_last)
     return torch.compile(model) if compile_model else model
 
@@ -225,5 +229,3 @@ def run_epochs(
     finally:
         bar.close()
     return history
-
-

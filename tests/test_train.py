@@ -66,7 +66,8 @@ def data(batches) -> train.TrainingSet:
 
 @pytest.fixture(scope="module")
 def simclr_trained(data, tmp_path_factory):
-    """Trained through torch.compile, as the workflow's default (train.simclr.compile) does."""
+    """Trained through torch.compile (train.simclr.compile, off by default): the path with
+    the most machinery, so the layout and reproducibility tests cover it."""
     out = tmp_path_factory.mktemp("simclr") / "trained.pth"
     return out, train.train_simclr(data, SIMCLR, out, seed=0, device=CPU, threads=THREADS)
 
