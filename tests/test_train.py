@@ -30,7 +30,7 @@ CPU = torch.device("cpu")
 THREADS = 2
 MEAN = [0.4914, 0.4822, 0.4465]
 STD = [0.2023, 0.1994, 0.2010]
-SIMCLR = {"compile": True, "images": 32, "epochs": 1, "batch_size": 16, "learning_rate": 3e-4,
+SIMCLR = {"compile": False, "images": 32, "epochs": 1, "batch_size": 16, "learning_rate": 3e-4,
           "weight_decay": 1e-4, "temperature": 0.07}
 PRETRAIN = {"images": 8, "epochs": 1, "batch_size": 4, "learning_rate": 1e-3,
             "weight_decay": 1e-6, "temperature": 0.5}
@@ -66,8 +66,7 @@ def data(batches) -> train.TrainingSet:
 
 @pytest.fixture(scope="module")
 def simclr_trained(data, tmp_path_factory):
-    """Trained through torch.compile (train.simclr.compile, off by default): the path with
-    the most machinery, so the layout and reproducibility tests cover it."""
+    """Trained as the workflow's default does (eager, channels_last, dense small maps)."""
     out = tmp_path_factory.mktemp("simclr") / "trained.pth"
     return out, train.train_simclr(data, SIMCLR, out, seed=0, device=CPU, threads=THREADS)
 
@@ -182,7 +181,7 @@ def test_simclr_checkpoint_has_the_published_layout_and_reruns_byte_identically(
 
     record = first.record
     assert record["recipe"] == "simclr" and record["steps_per_epoch"] == 2
-    assert record["settings"]["compile"] is True
+    assert record["settings"]["compile"] is False and record["small_map_convolutions"] == "dense"
     assert record["data"]["images"] == 32 and record["checkpoint"]["sha256"] == first.sha256
     assert math.isfinite(record["history"][0]["loss"])
 
@@ -406,6 +405,30 @@ def test_rules_plan_both_trainings_and_the_probe(rules_workdir):
     out = result.stdout + result.stderr
     assert "evaluate_linear_probe" in out
     assert "train_simclr" not in out and "simclrv2" not in out
+
+
+def test_compile_setting_reaches_the_model_preparation(data, tmp_path, monkeypatch):
+    """train.simclr.compile true trains through torch.compile (compiling itself is PyTorch's
+    and takes a minute, so the spy prepares eagerly after recording the flag)."""
+    calls = []
+
+    def spy(model, device, compile_model):
+        calls.append(compile_model)
+        return training_loop.prepare_model(model, device, False)
+
+    monkeypatch.setattr(train, "prepare_model", spy)
+    settings = {**SIMCLR, "compile": True, "images": 16}
+    result = train.train_simclr(data, settings, tmp_path / "c.pth", seed=0, device=CPU, threads=THREADS)
+    assert calls == [True] and result.record["settings"]["compile"] is True
+
+
+def test_prepare_model_compiles_the_model_it_prepares():
+    model = models.ResNetSimCLR()
+    compiled = training_loop.prepare_model(model, CPU, True)
+    assert isinstance(compiled, torch._dynamo.eval_frame.OptimizedModule)
+    assert compiled._orig_mod is model  # same parameters: the optimizer and state_dict stay valid
+    assert model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert training_loop.prepare_model(models.ResNetSimCLR(), CPU, False).__class__ is models.ResNetSimCLR
 
 
 def test_rules_train_simclr_and_probe_it(rules_workdir, simclr_trained):
