@@ -99,7 +99,8 @@ def _compile_s(plan, chip: str, precision: str) -> float:
 def _contrastive_s(settings: dict, stage: str, available: int) -> float:
     images = (settings["images"] or available) * settings["epochs"]
     if settings.get("compile"):
-        return TRAIN_S_PER_IMAGE[stage] / TRAIN_COMPILE_SPEEDUP[stage] * images + TRAIN_COMPILE_S[stage]
+        per_image = TRAIN_S_PER_IMAGE[stage] / TRAIN_COMPILE_SPEEDUP[stage]
+        return per_image * images + TRAIN_COMPILE_S[stage]
     return TRAIN_S_PER_IMAGE[stage] * images
 
 

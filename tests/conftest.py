@@ -101,6 +101,15 @@ def capability_cache(tmp_path_factory):
         yield folder
 
 
+@pytest.fixture
+def own_capability_cache(tmp_path, monkeypatch) -> Path:
+    """A capability cache folder of the test's own, for a test that fakes an answer: the
+    session's may already hold this host's real answers (from another test in the same
+    process), which would hide the fake."""
+    monkeypatch.setenv(capabilities.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 def fake_answer(cache_dir: Path, key: str, ok: bool, reason: str = "") -> None:
     """Fake one capability the way a user would: edit the answer in this host's cache file
     (written by an earlier parse of the same config, e.g. `snakemake -n`)."""

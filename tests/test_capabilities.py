@@ -29,10 +29,9 @@ NO_BF16 = "this CPU has no native bfloat16 (faked)"
 
 
 @pytest.fixture(autouse=True)
-def own_cache(tmp_path, monkeypatch):
+def own_cache(own_capability_cache):
     """A cache folder per test, so a fake of one test never answers another."""
-    monkeypatch.setenv(capabilities.CACHE_ENV_VAR, str(tmp_path / "cache"))
-    return tmp_path / "cache"
+    return own_capability_cache
 
 
 def base_config(**overrides) -> dict:

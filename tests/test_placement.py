@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
-from chipbench import backends, capabilities, slurm
+from chipbench import backends, slurm
 from chipbench import config as cfg
 from chipbench.backends.base import Availability
 from tests.conftest import REPO, snakemake, write_config
@@ -28,14 +29,8 @@ def test_placement_overrides_the_preset_key_by_key(tmp_path):
     assert "placement" not in plan.chips["cpu"]
 
 
-def own_cache(tmp_path, monkeypatch) -> None:
-    """A cache folder of the test's own: the session's may already hold this host's real
-    answers (from another test in the same process), which would hide the fake."""
-    monkeypatch.setenv(capabilities.CACHE_ENV_VAR, str(tmp_path / "cache"))
-
-
+@pytest.mark.usefixtures("own_capability_cache")
 def test_on_a_cluster_placed_chips_are_probed_where_they_run(tmp_path, monkeypatch):
-    own_cache(tmp_path, monkeypatch)
     probed = []
 
     def absent(self, chip):
@@ -56,8 +51,8 @@ def test_on_a_cluster_placed_chips_are_probed_where_they_run(tmp_path, monkeypat
     assert probed == []  # neither has been asked on this host
 
 
+@pytest.mark.usefixtures("own_capability_cache")
 def test_unplaced_chip_is_still_probed_on_the_submit_host(tmp_path, monkeypatch):
-    own_cache(tmp_path, monkeypatch)
     monkeypatch.setattr(type(backends.get("pytorch")), "availability",
                         lambda self, chip: Availability(False, "no torch here"))
     plan = cfg.resolve(default_config(), tmp_path, on_cluster=True)
