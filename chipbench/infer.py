@@ -24,6 +24,22 @@ def score(metric: str, outputs: np.ndarray, labels: np.ndarray, settings: dict, 
     raise UserError(f"unknown metric {metric!r}: use pair_top1 or top1")
 
 
+def on_first_images(record: dict, outputs: np.ndarray, n_images: int, labels: np.ndarray,
+                    settings: dict, seed: int) -> tuple[dict, np.ndarray]:
+    """An accuracy record and its outputs cut to the first `n_images` test images, rescored.
+
+    Every accuracy run scores a prefix of the test set (accuracy_images), so two runs compare
+    on the shorter one's images. `outputs` has rows in proportion to the images (pair_top1:
+    two views each); a record already on `n_images` images comes back unchanged.
+    """
+    if record["n_images"] == n_images:
+        return record, outputs
+    outputs = outputs[:len(outputs) * n_images // record["n_images"]]
+    metric = record["metric"]
+    rescored = score(metric, outputs, labels[:n_images], settings.get(metric, {}), seed)
+    return dict(record, **rescored), outputs
+
+
 def base_record(
     model: str,
     chip: str,

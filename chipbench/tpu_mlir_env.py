@@ -242,7 +242,10 @@ def ensure_venv(log=None) -> Path:
             _run([str(python), "-m", "venv", str(venv)], log, tool_env(None, venv))
         (venv / STAMP).unlink(missing_ok=True)
         pip = [str(venv_python(venv)), "-m", "pip", "--disable-pip-version-check"]
-        _run(pip + ["install", "--no-input", "-r", str(REQUIREMENTS)], log, tool_env(None, venv))
+        # --no-compile: Python compiles the modules the tools import when they first do; pip
+        # would compile every module of every package (measured: 135 s -> 60 s for the venv)
+        _run(pip + ["install", "--no-input", "--no-compile", "-r", str(REQUIREMENTS)], log,
+             tool_env(None, venv))
         site = site_packages(venv)
         make_writable(site)
         moved = move_shadowing_libs(package_dir(venv))

@@ -119,6 +119,18 @@ def fake_answer(cache_dir: Path, key: str, ok: bool, reason: str = "") -> None:
     path.write_text(json.dumps(data))
 
 
+def table_row(text: str, first_cell: str) -> list[str]:
+    """The cells of a markdown table's row that starts with `first_cell`."""
+    row = next(line for line in text.splitlines() if line.startswith(f"| {first_cell} "))
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+def table_column(text: str, header: str) -> int:
+    """The index of a markdown table's column (its header row is the text's third line)."""
+    headers = [c.strip() for c in text.splitlines()[2].strip("|").split("|")]
+    return headers.index(header)
+
+
 def files_under(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
 

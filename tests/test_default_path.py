@@ -20,7 +20,8 @@ from torch import nn
 
 from chipbench import export
 from chipbench.backends.openvino import bf16_support
-from tests.conftest import REPO, fake_answer, make_workdir, snakemake, write_config
+from tests.conftest import (REPO, fake_answer, make_workdir, snakemake, table_column, table_row,
+                            write_config)
 
 pytestmark = pytest.mark.slow
 
@@ -44,16 +45,6 @@ def tiny_classifier(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     export.export_onnx(net, path, 17)
     return path
-
-
-def table_row(text: str, first_cell: str) -> list[str]:
-    row = next(line for line in text.splitlines() if line.startswith(f"| {first_cell} "))
-    return [c.strip() for c in row.strip("|").split("|")]
-
-
-def table_column(text: str, header: str) -> int:
-    headers = [c.strip() for c in text.splitlines()[2].strip("|").split("|")]
-    return headers.index(header)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chipbench import gate, metrics
+from chipbench import gate, infer, metrics
 from chipbench.errors import UserError
 
 
@@ -57,3 +57,25 @@ def test_a_model_with_scaled_weights_fails_the_gate():
     # a mildly perturbed copy still passes
     noisy = reference + 1e-6 * rng.standard_normal(reference.shape)
     assert gate.verdict(metrics.top1(noisy, labels)["accuracy"], reference_accuracy, 0.99)["passed"]
+
+
+def test_runs_compare_on_the_first_images_the_shorter_one_scored():
+    """Four images, right on images 0 and 1 only: on the first two the run scores 100 %."""
+    labels = np.array([0, 1, 2, 0])
+    outputs = np.eye(3)[[0, 1, 0, 1]]  # argmax 0, 1, 0, 1
+    full = {"chip": "cpu", "metric": "top1", "accuracy": 50.0, "n_images": 4}
+    cut, cut_outputs = infer.on_first_images(full, outputs, 2, labels, {}, 0)
+    assert cut["accuracy"] == 100.0 and cut["n_images"] == 2 and cut["chip"] == "cpu"
+    np.testing.assert_array_equal(cut_outputs, outputs[:2])
+    assert infer.on_first_images(full, outputs, 4, labels, {}, 0) == (full, outputs)
+
+
+def test_pair_top1_runs_keep_both_views_of_the_first_images():
+    """pair_top1 outputs hold image i's two views in rows 2i and 2i + 1; images 2 and 3 swap
+    views with each other, so only the first two images match their views for sure."""
+    embeddings = np.eye(4)[[0, 0, 1, 1, 2, 3, 3, 2]]
+    record = {"metric": "pair_top1", "accuracy": 0.0, "n_images": 4}
+    settings = {"pair_top1": {"pairs_per_batch": 2, "temperature": 0.07}}
+    cut, cut_outputs = infer.on_first_images(record, embeddings, 2, np.zeros(4, int), settings, 0)
+    np.testing.assert_array_equal(cut_outputs, embeddings[:4])
+    assert cut["n_images"] == 2 and cut["accuracy"] == 100.0

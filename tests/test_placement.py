@@ -79,7 +79,8 @@ def dry_run_jobs(text: str) -> list[dict]:
 
 
 #: chip -> (partition, gres of its device jobs, --exclusive for its timing jobs) for the CI
-#: config (.test/config.yaml) with the overrides below; ascend310p keeps its preset.
+#: config (.test/config.yaml) with the overrides below (which add the BM1684X, placed by its
+#: preset); ascend310p keeps its preset.
 EXPECTED = {
     "cpu": ("chipa", None, True),
     "cpu_pytorch": ("chipb", "npu:1", True),   # timed on the host CPU: the node, and the npu
@@ -89,10 +90,11 @@ EXPECTED = {
 
 
 def test_slurm_dry_run_shows_each_chips_jobs_with_their_placement(workdir):
-    overrides = write_config(workdir / "placement.yaml", {"chips": {
-        "cpu": {"placement": {"partition": "chipa"}},
-        "cpu_pytorch": {"placement": {"partition": "chipb", "gres": "npu:1"}},
-    }})
+    overrides = write_config(workdir / "placement.yaml", {
+        "models": {"simclrv2": {"chips": ["cpu", "cpu_pytorch", "bm1684x"]}},
+        "chips": {"cpu": {"placement": {"partition": "chipa"}},
+                  "cpu_pytorch": {"placement": {"partition": "chipb", "gres": "npu:1"}}},
+    })
     result = snakemake(workdir, "-n", "--profile", str(REPO / "profiles" / "slurm"),
                        configs=[overrides], cores=None)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,5 +1,7 @@
 """Only what changes a result reruns it: the rules `snakemake -n` schedules after one config
-key changes, on a finished run (Snakemake's default rerun triggers, params included)."""
+key changes, on a copy of the finished CI run (Snakemake's default rerun triggers, params
+included). Its matrix: both metrics (simclr: pair_top1, simclrv2: top1), each on cpu and on
+the gate's reference cpu_pytorch, at batch sizes 1 and 4."""
 
 from __future__ import annotations
 
@@ -7,18 +9,11 @@ import json
 
 import pytest
 
-from tests.conftest import make_workdir, snakemake, write_config
+from tests.conftest import copy_run, snakemake, write_config
 from tests.test_failed_cells import job_counts
 
 pytestmark = pytest.mark.slow
 
-#: Both metrics (simclr: pair_top1, simclrv2: top1), the gate and its reference, batch size 1.
-MATRIX = {
-    "models": {"simclr": {"chips": ["cpu", "cpu_pytorch"]},
-               "simclrv2": {"chips": ["cpu", "cpu_pytorch"]}},
-    "batch_sizes": [1],
-    "select": {"chips": ["cpu", "cpu_pytorch"]},
-}
 TABLES_OF_ACCURACY = {"tabulate_accuracy": 1, "plot_accuracy": 1, "tabulate_reproduction": 1,
                       "render_table": 4}
 #: config change -> jobs per rule that `snakemake -n` schedules (besides the target rule `all`).
@@ -34,7 +29,7 @@ RERUNS = {
     ),
     "the timing protocol reruns throughput": (
         {"timing": {"min_iterations": 4}},
-        {"measure_throughput": 4, "tabulate_fps": 2, "plot_fps": 2, "plot_latency": 2,
+        {"measure_throughput": 8, "tabulate_fps": 2, "plot_fps": 2, "plot_latency": 2,
          "tabulate_reproduction": 2, "render_table": 4},
     ),
     "ratio columns are the FPS tables' own": (
@@ -51,31 +46,25 @@ RERUNS = {
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    workdir = make_workdir(tmp_path_factory.mktemp("triggers"))
-    matrix = write_config(workdir / "matrix.yaml", MATRIX)
-    result = snakemake(workdir, configs=[matrix])
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir, matrix
+def finished(finished_run, tmp_path_factory):
+    return copy_run(finished_run, tmp_path_factory.mktemp("triggers") / "run")
 
 
 @pytest.mark.parametrize("case", sorted(RERUNS))
 def test_rules_a_config_change_reruns(finished, case):
-    workdir, matrix = finished
     change, expected = RERUNS[case]
-    result = snakemake(workdir, "-n", configs=[matrix, write_config(workdir / "change.yaml", change)])
+    result = snakemake(finished, "-n", configs=[write_config(finished / "change.yaml", change)])
     assert result.returncode == 0, result.stderr[-3000:]
     assert job_counts(result.stdout) == {"all": 1, **expected}
 
 
 def test_a_gate_only_change_gives_the_gate_records_the_new_config_hash(finished):
-    workdir, matrix = finished
-    gate = workdir / "results" / "simclrv2" / "cpu" / "fp32" / "gate.json"
+    gate = finished / "results" / "simclrv2" / "cpu" / "fp32" / "gate.json"
     accuracy = gate.with_name("accuracy.json")
     before, accuracy_before = json.loads(gate.read_text()), accuracy.read_bytes()
     assert before["provenance"]["config_sha256"] == json.loads(accuracy_before)["provenance"]["config_sha256"]
-    change = write_config(workdir / "gate.yaml", {"gate": {"min_relative_accuracy": 0.5}})
-    result = snakemake(workdir, str(gate.relative_to(workdir)), configs=[matrix, change])
+    change = write_config(finished / "gate.yaml", {"gate": {"min_relative_accuracy": 0.5}})
+    result = snakemake(finished, str(gate.relative_to(finished)), configs=[change])
     assert result.returncode == 0, result.stderr[-3000:]
     after = json.loads(gate.read_text())
     assert after["gate"]["min_relative_accuracy"] == 0.5

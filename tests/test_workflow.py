@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from chipbench import metrics
-from tests.conftest import copy_run, snakemake
+from tests.conftest import copy_run, snakemake, table_column, table_row
 
 pytestmark = pytest.mark.slow
 
@@ -43,28 +43,28 @@ def test_run_leaves_tables_and_results(finished_run):
 
 def test_accuracy_records_match_their_outputs(finished_run):
     results = finished_run / "results"
-    logits = np.load(results / "simclrv2" / "cpu" / "fp32" / "outputs.npy")
+    logits = np.load(results / "simclrv2" / "cpu_pytorch" / "fp32" / "outputs.npy")
     labels = np.load(results / "data" / "simclrv2" / "test_labels.npy")
-    record = read_json(results / "simclrv2" / "cpu" / "fp32" / "accuracy.json")
+    record = read_json(results / "simclrv2" / "cpu_pytorch" / "fp32" / "accuracy.json")
     assert logits.shape == (48, 10)
     assert record["n_images"] == record["images_scored"] == 48 and record["subset"] is False
     assert record["accuracy"] == pytest.approx(100 * np.mean(logits.argmax(1) == labels))
 
-    # The BM1684X scores the first 16 images only (.test config accuracy_images) and says so;
+    # The CPU scores the first 16 images only (.test config accuracy_images) and says so;
     # its gate compares with the reference scored on the same 16 images.
-    subset = read_json(results / "simclrv2" / "bm1684x" / "int8" / "accuracy.json")
+    subset = read_json(results / "simclrv2" / "cpu" / "fp32" / "accuracy.json")
     assert subset["images_scored"] == subset["n_images"] == 16 and subset["subset"] is True
-    assert np.load(results / "simclrv2" / "bm1684x" / "int8" / "outputs.npy").shape == (16, 10)
-    verdict = read_json(results / "simclrv2" / "bm1684x" / "int8" / "gate.json")
-    reference = np.load(results / "simclrv2" / "cpu_pytorch" / "fp32" / "outputs.npy")[:16]
+    assert np.load(results / "simclrv2" / "cpu" / "fp32" / "outputs.npy").shape == (16, 10)
+    verdict = read_json(results / "simclrv2" / "cpu" / "fp32" / "gate.json")
     assert verdict["images_scored"] == 16 and verdict["agreement"]["n_outputs"] == 16
     assert verdict["gate"]["reference_accuracy"] == pytest.approx(
-        100 * np.mean(reference.argmax(1) == labels[:16]))
+        100 * np.mean(logits[:16].argmax(1) == labels[:16]))
 
+    # pair_top1 on the 16 images: two 8-pair batches of their 32 views
     embeddings = np.load(results / "simclr" / "cpu" / "fp32" / "outputs.npy")
     record = read_json(results / "simclr" / "cpu" / "fp32" / "accuracy.json")
-    assert embeddings.shape == (96, 128)
-    permutation = metrics.pair_permutation(48, 8, 0)
+    assert embeddings.shape == (32, 128)
+    permutation = metrics.pair_permutation(16, 8, 0)
     expected = metrics.pair_matching_top1(embeddings, permutation, 0.07)["accuracy"]
     assert record["metric"] == "pair_top1"
     assert record["accuracy"] == pytest.approx(expected)
@@ -94,7 +94,7 @@ def job_intervals(workdir: Path) -> dict[str, tuple[float, float]]:
 def test_cpu_timing_jobs_had_the_machine_to_themselves(finished_run):
     intervals = job_intervals(finished_run)
     timing = [name for name in intervals if name.startswith("measure_throughput/")]
-    assert len(timing) == 6 and len(intervals) >= 15
+    assert len(timing) == 8 and len(intervals) >= 15
     for name in timing:
         start, end = intervals[name]
         for other, (other_start, other_end) in intervals.items():
@@ -106,8 +106,8 @@ def test_the_run_printed_its_estimate_first(finished_run):
     stderr = (finished_run / "stderr.txt").read_text()
     first = stderr.index("Estimated run time from scratch on a 2-core x86-64 CPU")
     assert first < stderr.index("rule measure_throughput")
-    assert re.search(r"^  throughput +6 jobs  ~", stderr, re.MULTILINE)
-    # (timed cells: simclr on cpu, simclrv2 on cpu and cpu_pytorch, each at bs 1 and 4)
+    assert re.search(r"^  throughput +8 jobs  ~", stderr, re.MULTILINE)
+    # (timed cells: both models on cpu and cpu_pytorch, each at bs 1 and 4)
 
 
 def test_rerun_does_nothing_and_keeps_tables_byte_identical(finished_run, tmp_path):
@@ -142,9 +142,8 @@ def test_chip_missing_here_shows_dash_with_the_reason(finished_run):
     header = fps.splitlines()[2]
     assert "310P fp16 fps" in header and "310P (report)" in header
     assert "- — cannot run here: 310P: atc not found" in fps
-    row = next(line for line in fps.splitlines() if line.startswith("| SimCLR bs1 "))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[2] == "—"  # our 310P column: no figure for a chip that did not run
+    # our 310P column: no figure for a chip that did not run
+    assert table_row(fps, "SimCLR bs1")[table_column(fps, "310P fp16 fps")] == "—"
     assert not (finished_run / "results" / "simclr" / "ascend310p").exists()
 
 
