@@ -23,6 +23,22 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_CONFIG = REPO / ".test" / "config.yaml"
 
 
+#: Test files whose fixtures run the workflow end to end or build the TPU-MLIR venv, longest
+#: first (minutes each on 2 cores). pytest-xdist hands out whole files in collection order
+#: (pyproject.toml: --dist loadfile --no-loadscope-reorder); starting these first keeps one
+#: long file from running alone at the end while the other worker idles.
+LONGEST_FIRST = ("test_default_path.py", "test_slurm.py", "test_tpu_mlir.py", "test_workflow.py",
+                 "test_report.py", "test_train.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep pytest's order
+
+
 def md5_of(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
