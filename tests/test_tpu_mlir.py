@@ -357,7 +357,8 @@ def test_ensure_venv_is_cached_by_the_requirements_hash(monkeypatch, tmp_path):
         {"requirements_sha256": tpu_mlir_env.requirements_hash()}))
     assert tpu_mlir_env.is_ready() and tpu_mlir_env.ensure_venv() == venv
 
-    # Requirements changed: pip runs again in the existing venv, then the tool check.
+    # Requirements changed: pip runs again in the existing venv, then bytecode is compiled on
+    # every core, then the tool check.
     (venv / tpu_mlir_env.STAMP).write_text(json.dumps({"requirements_sha256": "old"}))
     assert not tpu_mlir_env.is_ready()
     commands = []
@@ -374,7 +375,10 @@ def test_ensure_venv_is_cached_by_the_requirements_hash(monkeypatch, tmp_path):
     assert tpu_mlir_env.ensure_venv(sys.stderr) == venv
     assert commands[0][-5:] == ["install", "--no-input", "--no-compile", "-r",
                                 str(tpu_mlir_env.REQUIREMENTS)]
-    assert commands[1] == [str(venv / "bin" / "model_deploy.py"), "--help"]
+    site = tpu_mlir_env.site_packages(venv)
+    assert commands[1] == [str(venv / "bin" / "python"), "-m", "compileall", "-q", "-j", "0",
+                           str(site)]
+    assert commands[2] == [str(venv / "bin" / "model_deploy.py"), "--help"]
     assert tpu_mlir_env.is_ready()
 
     # No venv and no Python 3.10: one clear line.
