@@ -18,7 +18,7 @@ import torch
 import yaml
 from torch import nn
 
-from chipbench import export
+from chipbench import export, tpu_mlir_env
 from chipbench.backends.openvino import bf16_support
 from tests.conftest import (REPO, fake_answer, make_workdir, snakemake, table_column, table_row,
                             write_config)
@@ -56,6 +56,10 @@ def default_run(tmp_path_factory):
     byo = write_config(workdir / "byo.yaml", {"models": {name: entry}})
     env = {"CHIPBENCH_CACHE_DIR": str(workdir / "cache")}
     run = dict(configs=[byo, SCALE_DOWN], ci_config=False, env=env, timeout=3600)
+    # The run needs the TPU-MLIR venv. Were it created after the answers are written (by the
+    # run's first BM1684X compile, or another test's), that toolchain change would rightly
+    # have this host asked again, and the faked answer below would be lost.
+    tpu_mlir_env.ensure_venv()
     dry = snakemake(workdir, "-n", **run)  # asks this host, writes the answers
     assert dry.returncode == 0, dry.stderr[-3000:]
     fake_answer(workdir / "cache", "precision cpu_openvino bf16", ok=False, reason=NO_BF16)
