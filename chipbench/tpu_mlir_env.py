@@ -202,17 +202,6 @@ def make_writable(root: Path) -> None:
             os.chmod(path, wanted)
 
 
-def compile_bytecode(venv: Path, site: Path, log) -> None:
-    """Compile the venv's modules on every core (pip's own pass uses one: 135 s for the venv
-    against 60 + 27 s on 2 cores). Not left to first import: where PYTHONDONTWRITEBYTECODE is
-    set, nothing would be cached, and every tool run would compile its imports again (a
-    model_transform took 3.9 s instead of 1.8 s). The status is not checked: a few files in
-    the wheels are not meant for Python 3.10 and fail to compile, as they would under pip."""
-    command = [str(venv_python(venv)), "-m", "compileall", "-q", "-j", "0", str(site)]
-    print("+ " + " ".join(command), file=log, flush=True)
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=log, env=tool_env(None, venv))
-
-
 def _run(command: list[str], log, env: dict | None = None) -> None:
     print("+ " + " ".join(command), file=log, flush=True)
     result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -258,7 +247,6 @@ def ensure_venv(log=None) -> Path:
         site = site_packages(venv)
         make_writable(site)
         moved = move_shadowing_libs(package_dir(venv))
-        compile_bytecode(venv, site, log)
         _check(venv, log)
         stamp = {
             "requirements": str(REQUIREMENTS),
@@ -305,10 +293,16 @@ def tool_env(threads: int | None = None, venv: Path | None = None) -> dict:
     The tools call each other by name (e.g. `npz_tool.py`, whose `#!/usr/bin/env python3`
     must find the venv's Python, not the system's), so the venv's bin/ leads PATH, as if
     activated. tpu_mlir would use 4 OpenMP threads by default.
+
+    Python may cache bytecode in the venv, a folder of ours, even where the user's
+    environment sets PYTHONDONTWRITEBYTECODE: pip installs it with --no-compile (135 s -> 60 s
+    to create), and without the cache every tool run would compile all its imports again (a
+    model_transform of a tiny model: 3.9 s, against 1.8 s).
     """
     venv = venv or venv_dir()
     env = dict(os.environ)
-    for key in ("PYTHONPATH", "PYTHONHOME"):  # the main venv's must not leak into 3.10
+    # the main venv's PYTHONPATH and PYTHONHOME must not leak into 3.10; bytecode may be cached
+    for key in ("PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE"):
         env.pop(key, None)
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", os.defpath)])
