@@ -23,6 +23,7 @@ from chipbench.backends.base import COMPILED_MANIFEST
 
 #: What each matrix rule's result is called in a reason ("compile failed: ...").
 RESULT_NAMES = {
+    "transform_model": "transform",
     "compile_model": "compile",
     "measure_accuracy": "accuracy",
     "measure_throughput": "throughput",
@@ -70,11 +71,13 @@ def cell_of(rule: str, wildcards) -> dict:
 
 def upstream_reason(upstream: dict, cell: dict) -> str:
     """`compile failed: <reason>`, naming the upstream cell when it is another one (the gate's
-    reference)."""
+    reference). A step shared by every precision (transform) has none: it is this cell's."""
     cause = upstream["cause"]
     name = RESULT_NAMES.get(cause["rule"], cause["rule"])
-    other = (upstream.get("chip"), upstream.get("precision")) != (cell["chip"], cell["precision"])
-    where = f" on {upstream['chip']} {upstream['precision']}" if other else ""
+    other = upstream.get("chip") != cell["chip"] or upstream.get("precision") not in (
+        None, cell["precision"])
+    named = " ".join(str(upstream[key]) for key in ("chip", "precision") if upstream.get(key))
+    where = f" on {named}" if other else ""
     return f"{name}{where} failed: {cause['reason']}"
 
 

@@ -353,6 +353,14 @@ def model_source_input(wildcards):
     ]
 
 
+def transformed_input(wildcards):
+    """The transform step's folder, for chips whose backend `transforms_model`
+    (rules/compile.smk)."""
+    if chip_backend(wildcards.chip).transforms_model:
+        return "results/compiled/{model}/{chip}/transformed/{shape}".format(**wildcards)
+    return []
+
+
 def calibration_input(wildcards):
     if chip_backend(wildcards.chip).needs_calibration(wildcards.precision):
         return f"results/data/{wildcards.model}/calibration_inputs.npy"

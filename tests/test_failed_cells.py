@@ -10,6 +10,7 @@ import stat
 
 import pytest
 
+from chipbench import failures
 from tests.conftest import make_workdir, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -116,3 +117,22 @@ def test_next_run_redoes_only_the_failed_cells_and_recovers(failed_run):
     for cell in CELLS:
         record = json.loads((workdir / "results" / cell.format(p="int8")).read_text())
         assert record["status"] == "ok", cell
+
+
+def test_a_failed_transform_step_is_named_by_each_precision_it_serves():
+    """The transform step (one per artefact folder, no precision) fails: every precision's
+    compile, and what follows it, names it as this cell's own cause."""
+    log = "logs/transform_model/m_bm1684x_bs1.log"
+    step = failures.cell_of("transform_model", {"model": "m", "chip": "bm1684x", "shape": "bs1"})
+    assert step == {"model": "m", "chip": "bm1684x", "precision": None, "batch_size": 1,
+                    "rule": "transform_model"}
+    reason = "TPU-MLIR model_transform failed with exit code 1"
+    record = failures.failed_record(step, reason, log, dict(rule="transform_model", reason=reason,
+                                                            log=log), {})
+    for precision in ("fp32", "int8"):
+        compile_cell = failures.cell_of(
+            "compile_model", {"model": "m", "chip": "bm1684x", "precision": precision, "shape": "bs1"})
+        assert failures.upstream_reason(record, compile_cell) == f"transform failed: {reason}"
+    # a failure on another chip (a gate's reference) is still named with its cell
+    gate_cell = failures.cell_of("check_accuracy_gate", {"model": "m", "chip": "cpu", "precision": "int8"})
+    assert failures.upstream_reason(record, gate_cell) == f"transform on bm1684x failed: {reason}"

@@ -4,6 +4,7 @@ TPU-MLIR venv's set-up logic, and (slow) a tiny ONNX model through the real tool
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -445,24 +446,46 @@ def toolchain():
         pytest.skip(f"TPU-MLIR venv cannot be created here: {error}")
 
 
+SIMULATED_CHIP = {"backend": "tpu_mlir", "device": "host",
+                  "settings": {"mode": "simulator", "calibration_images": 8,
+                               "crosscheck_images": 5}}
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def transformed(toolchain, tmp_path_factory):
+    """The tiny model, its calibration set, and one transform step at batch size 2 that
+    fp16 and int8 compile from, as in the workflow (fp32 runs the step itself)."""
+    folder = tmp_path_factory.mktemp("tpu_mlir")
+    onnx_path = folder / "tiny.onnx"
+    tiny_onnx(onnx_path)
+    calibration = folder / "calibration_inputs.npy"
+    np.save(calibration, np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32))
+    step = folder / "transformed"
+    manifest = get("tpu_mlir").transform(onnx_path, step, 2, SIMULATED_CHIP, calibration)
+    assert manifest["input_shape"] == [2, 3, 32, 32] and "model_transform" in manifest["command"]
+    (step / "compiled.json").write_text(json.dumps(manifest))
+    return onnx_path, calibration, step
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
-def test_tiny_model_through_tpu_mlir(toolchain, tmp_path, precision):
+def test_tiny_model_through_tpu_mlir(transformed, tmp_path, precision):
     import onnxruntime as ort
 
-    onnx_path = tmp_path / "tiny.onnx"
-    tiny_onnx(onnx_path)
-    rng = np.random.default_rng(0)
-    calibration = tmp_path / "calibration_inputs.npy"
-    np.save(calibration, rng.standard_normal((16, 3, 32, 32)).astype(np.float32))
-    inputs = rng.standard_normal((7, 3, 32, 32)).astype(np.float32)
+    onnx_path, calibration, step = transformed
+    before = folder_digest(step)
+    inputs = np.random.default_rng(1).standard_normal((7, 3, 32, 32)).astype(np.float32)
 
     backend = get("tpu_mlir")
-    chip = {"backend": "tpu_mlir", "device": "host",
-            "settings": {"mode": "simulator", "calibration_images": 8, "crosscheck_images": 5}}
+    chip = SIMULATED_CHIP
     out_dir = tmp_path / "compiled"
+    shared = {} if precision == "fp32" else {"transformed": step}
     manifest = backend.compile(onnx_path, out_dir, precision, 2, chip,
-                               calibration if precision == "int8" else None)
+                               calibration if precision == "int8" else None, **shared)
     manifest["batch_size"] = 2
     (out_dir / "compiled.json").write_text(json.dumps(manifest))
     assert (out_dir / manifest["bmodel"]).is_file()
@@ -471,8 +494,11 @@ def test_tiny_model_through_tpu_mlir(toolchain, tmp_path, precision):
                                     "fp16": "model_bm1684x_f16_tpu.mlir",
                                     "int8": "model_bm1684x_int8_sym_tpu.mlir"}[precision]
     assert manifest["estimated_latency_ms"] > 0
+    assert "model_transform" in manifest["commands"]["transform"]
     if precision == "int8":
         assert manifest["calibration"]["files"] == 4
+    # the shared step's folder is read, never written: every precision compiles from it
+    assert folder_digest(step) == before
 
     runner = backend.open(out_dir, chip, 2)
     try:

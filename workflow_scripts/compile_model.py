@@ -4,25 +4,21 @@ from pathlib import Path
 
 from chipbench import backends, provenance
 from chipbench.backends.base import COMPILED_MANIFEST
-from chipbench.errors import RunError
 from chipbench.scripting import run_script, write_json
 
 
 def main(smk):
     chip = smk.params.chip
-    backend = backends.get(chip["backend"])
-    availability = backend.availability(chip)
-    if not availability.ok:
-        raise RunError(
-            f"chip {smk.wildcards.chip} is not available on this host: {availability.reason}"
-        )
+    backend = backends.available(smk.wildcards.chip, chip)
     batch_size = smk.params.batch_size
     out_dir = Path(smk.output[0])
     out_dir.mkdir(parents=True, exist_ok=True)
     calibration = Path(smk.input.calibration) if smk.input.calibration else None
+    # a backend that `transforms_model` compiles from its transform step's folder
+    transformed = {"transformed": Path(smk.input.transformed)} if smk.input.transformed else {}
     manifest = backend.compile(
         Path(smk.input.onnx), out_dir, smk.wildcards.precision, batch_size, chip, calibration,
-        model=smk.params.model,
+        model=smk.params.model, **transformed,
     )
     manifest.update(
         backend=backend.name, backend_version=backend.version(), batch_size=batch_size,

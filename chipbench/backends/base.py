@@ -127,6 +127,11 @@ class Backend(ABC):
     #: Keys of the model's config entry that `compile` reads (`model=` keyword): the PyTorch
     #: reference rebuilds the network from them; the others compile the ONNX alone.
     model_keys: tuple[str, ...] = ()
+    #: True when compiling starts with a step that is the same for every precision (TPU-MLIR's
+    #: model_transform, ONNX -> its top-level MLIR): the workflow runs `transform` once per
+    #: artefact folder in a job of its own and gives its folder to every precision's compile
+    #: (`transformed=` keyword), which otherwise runs the step itself.
+    transforms_model: bool = False
 
     def compiled_batch_size(self, batch_size: int) -> int | None:
         """The batch size the artefact that runs `batch_size` is compiled for; None when one
@@ -175,9 +180,16 @@ class Backend(ABC):
         """Turn the ONNX model into this chip's artefact(s) inside `out_dir`.
 
         `batch_size` is `compiled_batch_size` of the batch sizes it serves; `model` holds the
-        `model_keys` of the model's config entry. Returns what `load` needs later; the caller
-        writes it to `compiled.json`.
+        `model_keys` of the model's config entry. A backend that `transforms_model` also
+        takes `transformed=`: the folder of its `transform` step, or None to run it here.
+        Returns what `load` needs later; the caller writes it to `compiled.json`.
         """
+
+    def transform(self, onnx_path: Path, out_dir: Path, batch_size: int | None, chip: dict,
+                  calibration: Path) -> dict:
+        """The precision-independent first step of `compile`, into `out_dir`; returns its
+        manifest. Only backends that declare `transforms_model` have one."""
+        raise NotImplementedError(f"backend {self.name} has no transform step")
 
     @abstractmethod
     def load(self, compiled_dir: Path, manifest: dict, chip: dict, threads: int) -> Runner:

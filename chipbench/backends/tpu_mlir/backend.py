@@ -3,6 +3,7 @@ run_calibration, model_deploy) and loading onto the chip or into the host simula
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from chipbench import tpu_mlir_env
-from chipbench.backends.base import Availability, Backend
+from chipbench.backends.base import COMPILED_MANIFEST, Availability, Backend
 from chipbench.backends.tpu_mlir.chip import SailRunner, chip_status
 from chipbench.backends.tpu_mlir.simulator import MlirRunner
 from chipbench.backends.tpu_mlir.toolchain import (
@@ -67,6 +68,23 @@ def _test_input(calibration: Path | None, batch_size: int, shape, seed: int = 0)
     return rng.standard_normal((batch_size, *shape)).astype(np.float32)
 
 
+def _threads() -> int:
+    """The tools' OpenMP threads: the cores this job may use."""
+    return max(1, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else 2
+
+
+def _copy_transform(transformed: Path, out_dir: Path) -> dict:
+    """The transform step's files, copied (never linked: model_deploy must not write into
+    the folder every precision reads) into the compile folder, where the tools run; returns
+    the step's manifest."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in transformed.iterdir():
+        # not the step's manifest, nor Snakemake's hidden timestamp of a folder output
+        if path.is_file() and path.name != COMPILED_MANIFEST and not path.name.startswith("."):
+            shutil.copy2(path, out_dir / path.name)
+    return json.loads((transformed / COMPILED_MANIFEST).read_text())
+
+
 def _prune(out_dir: Path, keep: set[str]) -> None:
     """Drop what model_deploy --debug leaves beside the artefacts (the *_tpu.mlir with its
     weights, the .bmodel, the profile, the calibration table and the small top model.mlir,
@@ -88,6 +106,7 @@ class TpuMlirBackend(Backend):
     name = "tpu_mlir"
     precisions = ("fp32", "fp16", "int8")
     static_batch = True
+    transforms_model = True
 
     def availability(self, chip: dict) -> Availability:
         settings = settings_of(chip)
@@ -134,35 +153,55 @@ class TpuMlirBackend(Backend):
                 return line.split("==", 1)[1].strip() + " (not installed yet)"
         return "unknown"
 
-    def compile(self, onnx_path, out_dir, precision, batch_size, chip, calibration, model=None):
+    def transform(self, onnx_path, out_dir, batch_size, chip, calibration):
+        """model_transform: the ONNX as TPU-MLIR's top-level MLIR at one batch size, with the
+        validation batch (the first calibration images) and its reference outputs, which
+        every precision's model_deploy compares with. Returns its manifest."""
+        if not batch_size:
+            raise UserError("TPU-MLIR artefacts have a static batch size: compile per batch size")
+        out_dir = Path(out_dir).absolute()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        onnx_path = Path(onnx_path).absolute()
+        calibration = Path(calibration).absolute() if calibration else None
+        tpu_mlir_env.ensure_venv()
+        input_name, shape, _ = onnx_input(onnx_path, "TPU-MLIR")
+        np.savez(out_dir / TEST_INPUT, **{input_name: _test_input(calibration, batch_size, shape)})
+        command = transform_command(onnx_path, TOP_MLIR, (batch_size, *shape), TEST_INPUT,
+                                    TOP_OUTPUTS)
+        seconds = run_logged(command, cwd=out_dir, what="TPU-MLIR model_transform",
+                             env=tpu_mlir_env.tool_env(_threads()))
+        return {
+            "input_name": input_name,
+            "input_shape": [batch_size, *shape],
+            "command": " ".join(map(str, command)),
+            "seconds": seconds,
+            "tpu_mlir_version": self.version(),
+        }
+
+    def compile(self, onnx_path, out_dir, precision, batch_size, chip, calibration, model=None,
+                transformed=None):
         if precision not in QUANTIZE:
             raise UserError(
                 f"TPU-MLIR cannot compile precision {precision!r}: use one of "
                 f"{', '.join(QUANTIZE)} in chips.<name>.precisions"
             )
-        if not batch_size:
-            raise UserError("TPU-MLIR artefacts have a static batch size: compile per batch size")
         settings = settings_of(chip)
         out_dir = Path(out_dir).absolute()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        onnx_path = Path(onnx_path).absolute()
         calibration = Path(calibration).absolute() if calibration else None
         if precision == "int8" and calibration is None:
             raise UserError(
                 "INT8 on BM1684X needs the calibration set (calibration_inputs.npy): "
                 "the compile rule must pass it for int8"
             )
-        threads = max(1, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else 2
-        tpu_mlir_env.ensure_venv()
-        env = tpu_mlir_env.tool_env(threads)
-        input_name, shape, _ = onnx_input(onnx_path, "TPU-MLIR")
-        np.savez(out_dir / TEST_INPUT, **{input_name: _test_input(calibration, batch_size, shape)})
-
-        timings, commands = {}, {}
-        command = transform_command(onnx_path, TOP_MLIR, (batch_size, *shape), TEST_INPUT,
-                                    TOP_OUTPUTS)
-        commands["transform"] = command
-        timings["transform"] = run_logged(command, cwd=out_dir, what="TPU-MLIR model_transform", env=env)
+        if transformed is None:
+            transform = self.transform(onnx_path, out_dir, batch_size, chip, calibration)
+        else:
+            tpu_mlir_env.ensure_venv()
+            transform = _copy_transform(Path(transformed), out_dir)
+        env = tpu_mlir_env.tool_env(_threads())
+        input_name = transform["input_name"]
+        timings = {"transform": transform["seconds"]}
+        commands = {"transform": transform["command"]}
 
         table = None
         calibration_info = None
@@ -170,7 +209,7 @@ class TpuMlirBackend(Backend):
             files = write_calibration_set(calibration, out_dir / CALIBRATION_DIR, batch_size,
                                           int(settings["calibration_images"]))
             command = calibration_command(TOP_MLIR, CALIBRATION_DIR, files, CALIBRATION_TABLE)
-            commands["calibration"] = command
+            commands["calibration"] = " ".join(map(str, command))
             timings["calibration"] = run_logged(command, cwd=out_dir, what="TPU-MLIR run_calibration", env=env)
             table = CALIBRATION_TABLE
             calibration_info = {"table": table, "files": files, "images": files * batch_size,
@@ -182,7 +221,7 @@ class TpuMlirBackend(Backend):
             (out_dir / stale).unlink(missing_ok=True)
         command = deploy_command(TOP_MLIR, precision, BMODEL, table, TEST_INPUT, TOP_OUTPUTS,
                                  tolerance=tolerance, skip_validation=skip)
-        commands["deploy"] = command
+        commands["deploy"] = " ".join(map(str, command))
         timings["deploy"] = run_logged(command, cwd=out_dir, what="TPU-MLIR model_deploy", env=env)
 
         tpu_mlir = sorted(out_dir.glob(f"{MODULE_NAME}_{TARGET}_*_tpu.mlir"))
@@ -206,14 +245,14 @@ class TpuMlirBackend(Backend):
             "tpu_mlir": tpu_mlir.name,
             "tpu_mlir_weights": weight_file.group(1) if weight_file else None,
             "input_name": input_name,
-            "input_shape": [batch_size, *shape],
+            "input_shape": transform["input_shape"],
             "estimated_latency_ms": estimate.get("estimated_latency_ms"),
             "estimate": {**estimate, "source": profile.name if profile else None,
                          "what": "compiler cycle-model estimate per batch, not a measurement"},
             "calibration": calibration_info,
             "bmodel_validated_on_cmodel": not skip,
             "timings_s": timings,
-            "commands": {k: " ".join(map(str, v)) for k, v in commands.items()},
+            "commands": commands,
             "tpu_mlir_version": self.version(),
         }
 
