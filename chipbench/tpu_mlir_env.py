@@ -242,8 +242,9 @@ def ensure_venv(log=None) -> Path:
             _run([str(python), "-m", "venv", str(venv)], log, tool_env(None, venv))
         (venv / STAMP).unlink(missing_ok=True)
         pip = [str(venv_python(venv)), "-m", "pip", "--disable-pip-version-check"]
-        _run(pip + ["install", "--no-input", "--no-compile", "-r", str(REQUIREMENTS)], log,
-             tool_env(None, venv))
+        # --no-deps: the requirements list every package of the venv (envs/tpu-mlir.txt)
+        install = ["install", "--no-input", "--no-compile", "--no-deps", "-r", str(REQUIREMENTS)]
+        _run(pip + install, log, tool_env(None, venv))
         site = site_packages(venv)
         make_writable(site)
         moved = move_shadowing_libs(package_dir(venv))

@@ -375,7 +375,7 @@ def test_ensure_venv_is_cached_by_the_requirements_hash(monkeypatch, tmp_path):
     monkeypatch.setattr(tpu_mlir_env.subprocess, "run", record)
     monkeypatch.setattr(tpu_mlir_env, "find_python310", lambda: None)  # not needed to update
     assert tpu_mlir_env.ensure_venv(sys.stderr) == venv
-    assert commands[0][-5:] == ["install", "--no-input", "--no-compile", "-r",
+    assert commands[0][-6:] == ["install", "--no-input", "--no-compile", "--no-deps", "-r",
                                 str(tpu_mlir_env.REQUIREMENTS)]
     assert commands[1] == [str(venv / "bin" / "model_deploy.py"), "--help"]
     assert tpu_mlir_env.is_ready()
