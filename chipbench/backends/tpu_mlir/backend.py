@@ -193,10 +193,10 @@ class TpuMlirBackend(Backend):
                 "INT8 on BM1684X needs the calibration set (calibration_inputs.npy): "
                 "the compile rule must pass it for int8"
             )
+        tpu_mlir_env.ensure_venv()
         if transformed is None:
             transform = self.transform(onnx_path, out_dir, batch_size, chip, calibration)
         else:
-            tpu_mlir_env.ensure_venv()
             transform = _copy_transform(Path(transformed), out_dir)
         env = tpu_mlir_env.tool_env(_threads())
         input_name = transform["input_name"]
