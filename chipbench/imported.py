@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 
 from chipbench.errors import UserError
-from chipbench.export import INPUT_SHAPE, onnx_io_summary
+from chipbench.onnx_io import INPUT_SHAPE, onnx_io_summary
 
 #: Output width each metric needs (None: any vector).
 METRIC_WIDTH = {"top1": 10, "pair_top1": None}

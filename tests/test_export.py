@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from chipbench import export, models
+from chipbench import export, models, onnx_io
 from chipbench.errors import UserError
 from tests.conftest import perturb_batchnorm
 
@@ -60,7 +60,7 @@ def test_export_has_symbolic_batch_dimension_and_names(exported):
 
 def test_onnx_io_summary(exported):
     _, n_out, _, path, _ = exported
-    summary = export.onnx_io_summary(path)
+    summary = onnx_io.onnx_io_summary(path)
     assert summary["inputs"] == [
         {"name": "input", "shape": ["batch", 3, 32, 32], "dtype": "float32"}
     ]
@@ -130,7 +130,7 @@ def test_export_opset_is_honoured_and_training_mode_restored(tmp_path):
     path = tmp_path / "nested" / "dir" / "tiny.onnx"
     export.export_onnx(model, path, opset=11)  # the original report's opset
     assert model.training  # restored after exporting in eval mode
-    assert export.onnx_io_summary(path)["opset"] == 11
+    assert onnx_io.onnx_io_summary(path)["opset"] == 11
     model.eval()
     report = export.compare_with_torch(model, path, _inputs(4))
     assert report["max_rel_error"] < 1e-4  # BatchNorm was exported with running stats (eval)
@@ -154,16 +154,16 @@ def test_export_overwrites_existing_file(tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(b"stale")
     export.export_onnx(_Tiny().eval(), path)
-    assert export.onnx_io_summary(path)["inputs"][0]["name"] == "input"
+    assert onnx_io.onnx_io_summary(path)["inputs"][0]["name"] == "input"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
 
 
 def test_onnx_io_summary_errors(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        export.onnx_io_summary(tmp_path / "missing.onnx")
+        onnx_io.onnx_io_summary(tmp_path / "missing.onnx")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x00\x01 definitely not protobuf \xff\xfe")
     with pytest.raises(UserError) as err:
-        export.onnx_io_summary(bad)
+        onnx_io.onnx_io_summary(bad)
     assert str(err.value).startswith(f"{bad} is not an ONNX model")
     assert "\n" not in str(err.value)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chipbench import export, models, train
+from chipbench import export, models, onnx_io, train
 from chipbench.scripting import read_json, run_script, write_json
 
 
@@ -19,7 +19,7 @@ def main(smk):
         .astype(np.float32)
     )
     check = export.compare_with_torch(model, Path(smk.output.onnx), check_inputs)
-    check["onnx"] = export.onnx_io_summary(Path(smk.output.onnx))
+    check["onnx"] = onnx_io.onnx_io_summary(Path(smk.output.onnx))
     write_json(smk.output.check, check)
     records = [read_json(path) for path in smk.input.records]
     weights = (train.trained_weights_info(checkpoint, records) if records

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import onnx
 
-from chipbench import export
+from chipbench import onnx_io
 from chipbench.errors import UserError
 from chipbench.scripting import run_script, write_json
 from chipbench.tools import link_or_copy
@@ -22,7 +22,7 @@ def main(smk):
             f"models.{smk.wildcards.model}.onnx"
         ) from None
     link_or_copy(source, Path(smk.output.onnx))
-    write_json(smk.output.check, {"imported": str(source), "onnx": export.onnx_io_summary(source)})
+    write_json(smk.output.check, {"imported": str(source), "onnx": onnx_io.onnx_io_summary(source)})
     sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
     write_json(smk.output.weights, {"source": "onnx", "path": str(source), "sha256": sha256})
 
