@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests import headless_chromium
-from tests.conftest import REPO, TEST_CONFIG, copy_run, make_workdir, snakemake, write_config
+from tests.conftest import REPO, TEST_CONFIG, copy_run, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -193,13 +193,13 @@ def run_copy(workflow: Path, workdir: Path, *args: str) -> subprocess.CompletedP
     return subprocess.run(command, capture_output=True, text=True, timeout=1800)
 
 
-def test_editing_published_figures_rebuilds_the_tables(tmp_path):
+def test_editing_published_figures_rebuilds_the_tables(finished_run, tmp_path):
     """resources/published.yaml is an input of the table and figure rules: a changed published
     figure reruns them (and only them) and shows up in the table."""
     workflow = tmp_path / "workflow"
     shutil.copytree(REPO, workflow, ignore=shutil.ignore_patterns(
         ".*", "results", "logs", "tests", "docs", "benchmarks", "__pycache__"))
-    workdir = make_workdir(tmp_path / "run")
+    workdir = copy_run(finished_run, tmp_path / "run")
     write_config(workdir / "select.yaml",
                  {"select": {"models": ["simclr"], "chips": ["cpu"], "batch_sizes": [1]}})
     targets = ["results/tables/simclr_fps.md", "results/tables/simclr_reproduction.md",
