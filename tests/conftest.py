@@ -60,21 +60,25 @@ def write_config(path: Path, data: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, configs=(), cores: int | None = 2,
-              ci_config: bool = True, env: dict | None = None,
-              timeout: float = 1800) -> subprocess.CompletedProcess:
-    """Run the real workflow on the CI config (or, with ci_config=False, on config.yaml alone)
-    plus `workdir/dataset.yaml` and `configs`; `env` adds environment variables; cores None
-    leaves them to the executor, as a cluster profile does."""
+def snakemake_command(workdir: Path, *args: str, configs=(), cores: int | None = 2,
+                      ci_config: bool = True) -> list[str]:
+    """The command running the real workflow on the CI config (or, with ci_config=False, on
+    config.yaml alone) plus `workdir/dataset.yaml` and `configs`; cores None leaves them to
+    the executor, as a cluster profile does."""
     configfiles = [*([str(TEST_CONFIG)] if ci_config else []), str(workdir / "dataset.yaml"),
                    *map(str, configs)]
-    command = [
+    return [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
         "--directory", str(workdir), *(["--cores", str(cores)] if cores else []), *args,
         "--configfile", *configfiles,
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+
+
+def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: float = 1800,
+              **options) -> subprocess.CompletedProcess:
+    """Run `snakemake_command(workdir, *args, **options)`; `env` adds environment variables."""
+    return subprocess.run(snakemake_command(workdir, *args, **options), capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="session")

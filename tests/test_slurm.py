@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import subprocess
 import time
 
 import pytest
 
-from tests.conftest import REPO, make_workdir, snakemake, write_config
+from tests.conftest import REPO, make_workdir, snakemake, snakemake_command, write_config
 from tests.slurm_cluster import NODE_FEATURE, Cluster, missing_reason
 
 pytestmark = [
@@ -51,29 +53,38 @@ def cluster(tmp_path_factory):
         cluster.stop()
 
 
-def run(workdir, *args, **options):
-    overrides = write_config(workdir / "placement.yaml", OVERRIDES)
-    result = snakemake(workdir, *args, configs=[overrides], timeout=RUN_TIMEOUT_S, **options)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir
+def placement(workdir) -> list:
+    """The config files of the test's matrix and placement, written into `workdir`."""
+    return [write_config(workdir / "placement.yaml", OVERRIDES)]
 
 
 @pytest.fixture(scope="module")
-def slurm_run(cluster, tmp_path_factory):
-    """The workdir of the run on SLURM and SLURM's record of its jobs."""
-    workdir = make_workdir(tmp_path_factory.mktemp("on_slurm"))
+def runs(cluster, tmp_path_factory):
+    """The run through SLURM and the same matrix run locally, side by side: the SLURM run
+    spends most of its time waiting for the plugin's next status check, and the local run
+    computes meanwhile. Both workdirs, and SLURM's record of its jobs."""
+    on_slurm = make_workdir(tmp_path_factory.mktemp("on_slurm"))
+    local = make_workdir(tmp_path_factory.mktemp("local"))
     started = time.monotonic()
     # The profile's first status check comes 5 s after a submission, then 10 s later each time
     # (the plugin's back-off); this cluster's jobs take seconds, so the test checks from 1 s.
-    run(workdir, "--profile", str(REPO / "profiles" / "slurm"),
-        "--slurm-init-seconds-before-status-checks", "1", cores=None, env=cluster.env)
+    command = snakemake_command(
+        on_slurm, "--profile", str(REPO / "profiles" / "slurm"),
+        "--slurm-init-seconds-before-status-checks", "1", configs=placement(on_slurm),
+        cores=None)
+    log = on_slurm / "snakemake_output.log"  # a file: a full pipe would stall the run
+    with open(log, "w") as output, subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT,
+            env={**os.environ, **cluster.env}) as slurm:
+        try:
+            result = snakemake(local, configs=placement(local), timeout=RUN_TIMEOUT_S)
+            assert result.returncode == 0, result.stderr[-4000:]
+            slurm.wait(timeout=RUN_TIMEOUT_S)
+        finally:
+            slurm.kill()  # a no-op once it has ended
+    assert slurm.returncode == 0, log.read_text()[-4000:]
     print(f"\nworkflow through profiles/slurm: {time.monotonic() - started:.1f} s")
-    return workdir, slurm_jobs(cluster)
-
-
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    return run(make_workdir(tmp_path_factory.mktemp("local")))
+    return on_slurm, local, slurm_jobs(cluster)
 
 
 def slurm_jobs(cluster) -> dict[str, dict]:
@@ -105,8 +116,8 @@ def records(workdir, chip):
     return {str(p.relative_to(workdir)): json.loads(p.read_text()) for p in paths}
 
 
-def test_each_chips_jobs_ran_in_its_partition(slurm_run):
-    workdir, jobs = slurm_run
+def test_each_chips_jobs_ran_in_its_partition(runs):
+    workdir, _, jobs = runs
     print(f"\n{'rule':<22}{'chip':<13}{'partition':<11}{'node':<11}job id")
     for job in sorted(jobs.values(), key=lambda j: int(j["job_id"])):
         print(f"{job['rule']:<22}{job['chip'] or '-':<13}{job['partition']:<11}"
@@ -135,8 +146,8 @@ def test_each_chips_jobs_ran_in_its_partition(slurm_run):
     assert {"export_onnx", "preprocess_test_set"} <= others
 
 
-def test_timing_jobs_have_the_node_to_themselves(slurm_run):
-    _, jobs = slurm_run
+def test_timing_jobs_have_the_node_to_themselves(runs):
+    _, _, jobs = runs
     chip_jobs = [j for j in jobs.values() if j["chip"]]
     assert {j["oversubscribe"] for j in chip_jobs if j["rule"] in TIMING_RULES} == {"NO"}
     assert "NO" not in {j["oversubscribe"] for j in chip_jobs if j["rule"] not in TIMING_RULES}
@@ -156,8 +167,8 @@ def without_numbers(rows):
     return [[re.sub(r"\d+(\.\d+)?\*?", "#", cell) for cell in row] for row in rows]
 
 
-def test_tables_match_a_local_run_apart_from_timings(slurm_run, local_run):
-    workdir, _ = slurm_run
+def test_tables_match_a_local_run_apart_from_timings(runs):
+    workdir, local_run, _ = runs
     tables = sorted(p.name for p in (local_run / "results" / "tables").glob("*.csv"))
     assert tables == sorted(p.name for p in (workdir / "results" / "tables").glob("*.csv"))
     assert {t.split("_", 1)[1] for t in tables} == {f"{k}.csv" for k in (
