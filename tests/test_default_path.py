@@ -87,6 +87,14 @@ def test_default_run_fills_every_cell_this_host_can_run(default_run):
         reference = json.loads((results / model / "cpu_pytorch" / "fp32" / "accuracy.json").read_text())
         assert reference["weights"]["source"] == "trained"
         assert (results / "models" / model / "trained.pth").is_file()
+    # each ResNet-50 bmodel ran on the cmodel once: in the cross-check (none in FP16 here),
+    # not also in model_deploy's validation (.test/scale_down.yaml)
+    for precision, images in (("fp32", 1), ("fp16", 0), ("int8", 1)):
+        cell = results / "simclrv2" / "bm1684x" / precision
+        check = json.loads((cell / "accuracy.json").read_text()).get("crosscheck")
+        assert (check["n_images"], check["passed"]) == (1, True) if images else check is None
+        compiled = results / "compiled" / "simclrv2" / "bm1684x" / precision / "bs1"
+        assert not json.loads((compiled / "compiled.json").read_text())["bmodel_validated_on_cmodel"]
     # the imported model has no PyTorch model: gated against ONNX Runtime FP32 on the CPU
     assert not (results / byo / "cpu_pytorch").exists()
     gate = json.loads((results / byo / "bm1684x" / "int8" / "gate.json").read_text())["gate"]

@@ -495,6 +495,9 @@ def test_tiny_model_through_tpu_mlir(transformed, tmp_path, precision):
                                     "int8": "model_bm1684x_int8_sym_tpu.mlir"}[precision]
     assert manifest["estimated_latency_ms"] > 0
     assert "model_transform" in manifest["commands"]["transform"]
+    # model_deploy checked the bmodel on the cmodel, except in F16 (the preset skips it)
+    assert manifest["bmodel_validated_on_cmodel"] == (precision != "fp16")
+    assert ("--skip_validation" in manifest["commands"]["deploy"]) == (precision == "fp16")
     if precision == "int8":
         assert manifest["calibration"]["files"] == 4
     # the shared step's folder is read, never written: every precision compiles from it
