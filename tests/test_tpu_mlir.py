@@ -20,7 +20,7 @@ from chipbench.backends import get
 from chipbench.backends.tpu_mlir import chip as tpu_chip
 from chipbench.backends.tpu_mlir import simulator
 from chipbench.backends.tpu_mlir import toolchain as tpu_toolchain
-from chipbench.backends.tpu_mlir.backend import write_calibration_set
+from chipbench.backends.tpu_mlir.backend import tool_threads, write_calibration_set
 from chipbench.backends.tpu_mlir.chip import SailRunner, bmrt_test_command, parse_bmrt_test
 from chipbench.backends.tpu_mlir.toolchain import (
     calibration_command,
@@ -137,6 +137,15 @@ def test_tool_env_puts_the_venv_first(venv, monkeypatch):
     assert env["PATH"].split(os.pathsep)[0] == f"{VENV}/bin"
     assert env["OMP_NUM_THREADS"] == "2" and "PYTHONPATH" not in env
     assert "PYTHONDONTWRITEBYTECODE" not in env  # the tools' imports are cached in the venv
+
+
+def test_tools_run_the_jobs_own_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as Snakemake exports it to a 1-thread job
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert tool_threads() == 1
+    for outside_a_job in ("", "auto"):  # unset, or not a count: the cores this process may use
+        monkeypatch.setenv("OMP_NUM_THREADS", outside_a_job)
+        assert tool_threads() == 4
 
 
 # ---------------------------------------------------------------------------- parsers

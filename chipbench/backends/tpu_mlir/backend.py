@@ -68,8 +68,13 @@ def _test_input(calibration: Path | None, batch_size: int, shape, seed: int = 0)
     return rng.standard_normal((batch_size, *shape)).astype(np.float32)
 
 
-def _threads() -> int:
-    """The tools' OpenMP threads: the cores this job may use."""
+def tool_threads() -> int:
+    """The tools' OpenMP threads: the job's own, which Snakemake exports to every job as
+    OMP_NUM_THREADS (1 for a compile: two compiles side by side on 2 cores each running 2
+    threads cost ~25 % more CPU time), else the cores this process may use."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
     return max(1, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else 2
 
 
@@ -169,7 +174,7 @@ class TpuMlirBackend(Backend):
         command = transform_command(onnx_path, TOP_MLIR, (batch_size, *shape), TEST_INPUT,
                                     TOP_OUTPUTS)
         seconds = run_logged(command, cwd=out_dir, what="TPU-MLIR model_transform",
-                             env=tpu_mlir_env.tool_env(_threads()))
+                             env=tpu_mlir_env.tool_env(tool_threads()))
         return {
             "input_name": input_name,
             "input_shape": [batch_size, *shape],
@@ -198,7 +203,7 @@ class TpuMlirBackend(Backend):
             transform = self.transform(onnx_path, out_dir, batch_size, chip, calibration)
         else:
             transform = _copy_transform(Path(transformed), out_dir)
-        env = tpu_mlir_env.tool_env(_threads())
+        env = tpu_mlir_env.tool_env(tool_threads())
         input_name = transform["input_name"]
         timings = {"transform": transform["seconds"]}
         commands = {"transform": transform["command"]}
